@@ -1,0 +1,1 @@
+"""Weight converters from other frameworks' checkpoints, kept apart from the models."""
