@@ -1,0 +1,83 @@
+"""Training curves and confusion matrices as PNG files (matplotlib, no display)."""
+
+import csv
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def read_history(path):
+    """A Keras CSVLogger file -> {column: [floats]}."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for row in rows:
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                columns.setdefault(key, []).append(float("nan"))
+    return columns
+
+
+def plot_curves(histories, path, title="training curves"):
+    """Loss and accuracy per epoch; `histories` is [(phase name, {column: values})],
+    drawn one after the other on a shared epoch axis."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    offset = 0
+    for name, history in histories:
+        if not history:
+            continue
+        n = len(next(iter(history.values())))
+        epochs = np.arange(offset + 1, offset + n + 1)
+        for key, ax in (("loss", ax_loss), ("val_loss", ax_loss), ("top1", ax_acc), ("val_top1", ax_acc)):
+            if key in history:
+                style = "--" if key.startswith("val_") else "-"
+                ax.plot(epochs, history[key], style, marker="o", ms=3, label=f"{name} {key}")
+        if offset:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(offset + 0.5, color="grey", lw=0.8)
+        offset += n
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion_matrix(confusion, class_names, path, title="confusion matrix"):
+    """Row-normalised confusion matrix (rows: true class, columns: predicted)."""
+    confusion = np.asarray(confusion, dtype="float64")
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
+    n = len(class_names)
+    size = min(4 + 0.25 * n, 24)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=max(4, 10 - n // 10))
+    ax.set_yticks(range(n), class_names, fontsize=max(4, 10 - n // 10))
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    color = "white" if normalised[i, j] > 0.5 else "black"
+                    ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,76 @@
+"""Callbacks of the recipes: checkpoints per epoch, and a NaN guard."""
+
+import logging
+import math
+import pathlib
+
+import keras
+
+from keras_har.training import checkpoints
+
+logger = logging.getLogger("keras_har")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After every epoch: the last weights and optimizer state, the best
+    weights by `monitor`, and `state.json` (phase, epochs done, best value).
+
+    All writes are atomic. `state` is the dict this phase resumes from.
+    """
+
+    def __init__(self, run_dir, phase, monitor="val_top1", state=None):
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.phase = phase
+        self.monitor = monitor
+        self.state = dict(state or {})
+        self.best = self.state.get(f"phase{phase}_best", -math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key, value in logs.items():
+            if isinstance(value, float) and not math.isfinite(value) and "loss" in key:
+                return  # NaNGuard stops the run; keep the last good files.
+        value = logs.get(self.monitor)
+        if value is not None and value > self.best:
+            self.best = float(value)
+            checkpoints.save_weights(self.model, self.ckpt_dir / f"best_phase{self.phase}.weights.h5")
+            logger.info("phase %d epoch %d: new best %s=%.4f", self.phase, epoch + 1, self.monitor, value)
+        checkpoints.save_weights(self.model, self.ckpt_dir / "last.weights.h5")
+        checkpoints.save_optimizer_state(self.model.optimizer, self.ckpt_dir / "last.optimizer.npz")
+        self.state.update(
+            {
+                "phase": self.phase,
+                f"phase{self.phase}_epochs_done": epoch + 1,
+                f"phase{self.phase}_best": self.best,
+            }
+        )
+        checkpoints.write_json(self.run_dir / "state.json", self.state)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stop at the first non-finite loss with a clear error; the checkpoints of
+    the last good epoch are left as they were."""
+
+    def __init__(self, run_dir=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            where = f" The last good checkpoint is in {self.run_dir}/checkpoints." if self.run_dir else ""
+            raise NonFiniteLossError(
+                f"Loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}: stopping. "
+                f"Lower the learning rate, or check the inputs for NaNs.{where}"
+            )
