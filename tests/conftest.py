@@ -130,3 +130,15 @@ def video_dir(tmp_path):
         write_video(out / f"clip_{i}.avi", frames)
         written[f"clip_{i}.avi"] = frames
     return out, written
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    """A tiny synthetic dataset (6 classes, 4 train + 2 test videos each, 12
+    frames of 32x32) in HMDB51's layout: returns (videos_dir, splits_dir)."""
+    from keras_har.data import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("tiny_synthetic")
+    return make_synthetic_dataset(
+        root, train_per_class=4, test_per_class=2, num_frames=12, image_size=32, seed=0
+    )

@@ -1,0 +1,409 @@
+"""Batches for `model.fit` and evaluation, from grain (default) or tf.data.
+
+Both front-ends run the same per-sample code (`ClipSampler`) and the same
+per-batch Mixup (`BatchFinisher`). Every random choice is seeded from
+(seed, epoch, video) or (seed, batch position), so a run is reproducible for a
+seed, each epoch sees a new order and new augmentations, and grain and
+tf.data give identical batches.
+
+Batches: `x` float32 `(B, T, H, W, 3)`, channels last, normalised; with
+`views="tta6"` / `"tta3"` / `"official"` it is `(B, V, T, H, W, 3)`. `y` is
+float32 one-hot `(B, num_classes)` (soft with Mixup or label smoothing).
+Evaluation batches follow `dataset.items` order and keep the last partial batch.
+"""
+
+import logging
+import math
+import os
+import pathlib
+import tempfile
+import uuid
+
+import numpy as np
+
+from keras_har.data import clip_transforms, decoding
+from keras_har.data.mixing import mix_batch, one_hot
+
+logger = logging.getLogger("keras_har")
+
+VIEWS = {"single": 1, "tta3": 3, "tta6": 6}
+MAX_REPLACEMENTS = 16
+
+
+def num_views(views, num_clips=1):
+    if views == "official":
+        return num_clips * 3
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {sorted(VIEWS) + ['official']}, got {views!r}.")
+    return VIEWS[views]
+
+
+def _view_frames(path, num_frames, sampling_rate, views, num_clips):
+    """Decoded frames for the test views: `(clips, T, H, W, 3)` uint8."""
+    clips = num_clips if views == "official" else 1
+    return decoding.read_clip(
+        path, lambda count: decoding.eval_indices(count, num_frames, sampling_rate, clips)
+    )
+
+
+def eval_views(path, num_frames, sampling_rate, image_size, views="single", num_clips=1):
+    """uint8 test views of one video: `(T, S, S, 3)` for "single", else `(V, T, S, S, 3)`.
+
+    View order: "tta3" = left/top, centre, right/bottom crops; "tta6" = those
+    three, then the same three flipped; "official" = for each of the `num_clips`
+    evenly spaced clips (in time order) its three crops.
+    """
+    n = num_views(views, num_clips)
+    clips = _view_frames(str(path), num_frames, sampling_rate, views, num_clips)
+    if views == "official":
+        return np.concatenate([clip_transforms.multi_view_clip(c, image_size, 3) for c in clips])
+    out = clip_transforms.multi_view_clip(clips[0], image_size, n)
+    return out[0] if n == 1 else out
+
+
+def load_video_views(path, *, num_frames, sampling_rate, image_size, mean, std,
+                     views="single", num_clips=1):
+    """One video, normalised and ready for a model: `(T, S, S, 3)` for a single
+    view, else `(V, T, S, S, 3)`. Raises `VideoReadError` naming the file."""
+    frames = eval_views(path, num_frames, sampling_rate, image_size, views, num_clips)
+    return clip_transforms.normalize(frames, mean, std)
+
+
+class BadVideoLog:
+    """Unreadable videos met by any worker process, one `path<TAB>reason` line
+    each, appended to a file (created on the first bad video; by default a
+    fresh name in the temp dir)."""
+
+    def __init__(self, path=None):
+        if path is None:
+            path = pathlib.Path(tempfile.gettempdir()) / f"keras_har_bad_videos_{uuid.uuid4().hex[:12]}.txt"
+        self.path = str(path)
+
+    def add(self, video, error):
+        with open(self.path, "a") as f:
+            f.write(f"{video}\t{error}\n")
+
+    def entries(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as f:
+            return [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
+
+
+def init_worker(worker_index=0, worker_count=1):
+    """Keep OpenCV to one thread in each loader worker (the workers are the
+    parallelism; OpenCV's own threads would oversubscribe the cores)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+class ClipSampler:
+    """Stream slot -> `(x, one-hot y, item index, slot)` for one video.
+
+    Slot `s` is the `s % per_epoch`-th video of epoch `s // per_epoch`'s order
+    (a fresh permutation per epoch in training, `items` order otherwise).
+    Randomness is seeded from `(seed, epoch, item index)`, so a sample does
+    not depend on which worker or front-end computes it. Picklable (grain
+    workers receive a copy). A video that cannot be read is logged and
+    replaced by the next one in `items` (on_error="skip"), or raises naming the
+    file (on_error="raise").
+    """
+
+    def __init__(self, items, *, training, num_frames, sampling_rate, image_size, mean, std,
+                 num_classes, consistent=True, views="single", num_clips=1, seed=0,
+                 label_smoothing=0.0, on_error="skip", bad_log=None, per_epoch=None):
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+        self.items = list(items)
+        self.training = training
+        self.num_frames = num_frames
+        self.sampling_rate = sampling_rate
+        self.image_size = image_size
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.num_classes = num_classes
+        self.consistent = consistent
+        self.views = views
+        self.num_clips = num_clips
+        self.seed = seed
+        self.label_smoothing = label_smoothing
+        self.on_error = on_error
+        self.bad_log = bad_log
+        self.per_epoch = per_epoch or len(self.items)
+        self._warned = set()
+        self._order = (None, None)
+
+    def order(self, epoch):
+        """The item order of an epoch: a fresh permutation in training."""
+        if self._order[0] != epoch:
+            n = len(self.items)
+            order = (np.random.default_rng([self.seed, epoch, 7]).permutation(n)
+                     if self.training else np.arange(n))
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def item_at(self, slot):
+        """`(epoch, item index)` of a stream slot."""
+        epoch, offset = divmod(int(slot), self.per_epoch)
+        return epoch, int(self.order(epoch)[offset])
+
+    def load(self, index, epoch):
+        """Normalised `x` and one-hot `y` of item `index` (raises on a bad video)."""
+        path, label = self.items[index]
+        if self.training:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            frames = decoding.read_clip(path, lambda count: decoding.train_indices(
+                count, self.num_frames, self.sampling_rate, rng))
+            if self.consistent:
+                clip = clip_transforms.train_clip(frames, self.image_size, rng)
+            else:
+                clip = clip_transforms.per_frame_random_crops(frames, self.image_size, rng)
+        else:
+            clip = eval_views(path, self.num_frames, self.sampling_rate, self.image_size,
+                              self.views, self.num_clips)
+        x = clip_transforms.normalize(clip, self.mean, self.std)
+        y = one_hot([label], self.num_classes, self.label_smoothing)[0]
+        return x, y
+
+    def __call__(self, slot):
+        import cv2
+
+        epoch, index = self.item_at(slot)
+        for _ in range(MAX_REPLACEMENTS):
+            try:
+                x, y = self.load(index, epoch)
+                return x, y, np.int64(index), np.int64(slot)
+            except (decoding.VideoReadError, cv2.error) as e:
+                path = self.items[index][0]
+                reason = str(e).strip().splitlines()[0]
+                if self.on_error == "raise":
+                    raise decoding.VideoReadError(
+                        reason if reason.startswith(str(path)) else f"{path}: {reason}"
+                    ) from None
+                if self.bad_log is not None:
+                    self.bad_log.add(path, reason)
+                if path not in self._warned:
+                    self._warned.add(path)
+                    logger.warning("skipping unreadable video %s (%s)", path, reason)
+                index = (index + 1) % len(self.items)
+        raise decoding.VideoReadError(
+            f"{MAX_REPLACEMENTS} consecutive videos up to {self.items[index][0]} could not be read."
+        )
+
+
+class BatchFinisher:
+    """The per-batch step: Mixup/CutMix (seeded from the batch's first slot),
+    then `(x, y)` or `(x, y, item_index)`."""
+
+    def __init__(self, mixup_alpha=0.0, cutmix_alpha=0.0, prob=1.0, switch_prob=0.5, seed=0,
+                 with_index=False):
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
+        self.prob = prob
+        self.switch_prob = switch_prob
+        self.seed = seed
+        self.with_index = with_index
+
+    @property
+    def active(self):
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+    def __call__(self, batch):
+        x, y, index, slot = batch
+        if self.active:
+            rng = np.random.default_rng([self.seed, int(slot[0]), 11])
+            x, y, _, _ = mix_batch(x, y, rng, self.mixup_alpha, self.cutmix_alpha, self.prob,
+                                   self.switch_prob)
+        return (x, y, index) if self.with_index else (x, y)
+
+
+ENDLESS = 2**40  # stream length when `epochs` is None
+
+
+class VideoLoader:
+    """Batches of one dataset for one purpose (training or evaluation).
+
+    - `for_fit(initial_epoch)`: what `model.fit(..., steps_per_epoch=
+      loader.steps_per_epoch, initial_epoch=...)` takes: one stream over epochs
+      `initial_epoch..epochs` (endless when `epochs` is None), each epoch a new
+      order and new augmentations. A grain `IterDataset` or a `tf.data.Dataset`.
+    - `build()`: one epoch as a dataset (e.g. `validation_data`).
+    - iterating the loader: numpy batches of one epoch; at the end, a warning
+      with the number of unreadable videos skipped.
+    - `bad_videos()`: `[path, reason]` of every skip so far, from all workers.
+    """
+
+    def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, backend, workers):
+        self.sampler = sampler
+        self.finisher = finisher
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.drop_remainder = drop_remainder
+        self.backend = backend
+        self.workers = workers
+        n = len(sampler.items)
+        self.steps_per_epoch = n // batch_size if drop_remainder else math.ceil(n / batch_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{n} videos are fewer than one batch of {batch_size}.")
+        sampler.per_epoch = self.steps_per_epoch * batch_size if drop_remainder else n
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def build(self, initial_epoch=0, epochs=1):
+        """Epochs `initial_epoch..epochs` (endless if None) as one dataset."""
+        per_epoch = self.sampler.per_epoch
+        start = initial_epoch * per_epoch
+        stop = ENDLESS if epochs is None else epochs * per_epoch
+        if stop <= start:
+            raise ValueError(f"no epochs between initial_epoch={initial_epoch} and epochs={epochs}.")
+        if self.backend == "tf":
+            return self._build_tf(start, stop)
+        return self._build_grain(start, stop)
+
+    def for_fit(self, initial_epoch=0):
+        """The training stream for `model.fit(..., steps_per_epoch=self.steps_per_epoch)`."""
+        return self.build(initial_epoch, self.epochs)
+
+    def _build_grain(self, start, stop):
+        import grain
+
+        ds = grain.MapDataset.range(start, stop).map(self.sampler)
+        ds = ds.batch(self.batch_size, drop_remainder=self.drop_remainder).map(self.finisher)
+        ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
+        if self.workers > 0:
+            from absl import flags
+
+            if not flags.FLAGS.is_parsed():  # grain's workers read absl flags
+                flags.FLAGS.mark_as_parsed()
+            ds = ds.mp_prefetch(
+                grain.multiprocessing.MultiprocessingOptions(num_workers=self.workers),
+                worker_init_fn=init_worker,
+            )
+        return ds
+
+    def sample_shape(self):
+        """The shape of one sample's `x`."""
+        shape = (self.sampler.num_frames, self.sampler.image_size, self.sampler.image_size, 3)
+        if not self.sampler.training and self.sampler.views != "single":
+            shape = (num_views(self.sampler.views, self.sampler.num_clips),) + shape
+        return shape
+
+    def _build_tf(self, start, stop):
+        # Keras first: TensorFlow imports it, and with the torch backend torch's
+        # triton crashes the process when it is loaded after TensorFlow.
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        shape, classes = self.sample_shape(), self.sampler.num_classes
+        sampler, finisher = self.sampler, self.finisher
+        init_worker()
+
+        def load(slot):
+            return sampler(int(slot))
+
+        def load_tf(slot):
+            x, y, index, slot = tf.numpy_function(
+                load, [slot], (tf.float32, tf.float32, tf.int64, tf.int64), stateful=False
+            )
+            return (tf.ensure_shape(x, shape), tf.ensure_shape(y, (classes,)),
+                    tf.ensure_shape(index, ()), tf.ensure_shape(slot, ()))
+
+        ds = tf.data.Dataset.range(start, stop).map(
+            load_tf, num_parallel_calls=max(1, self.workers), deterministic=True
+        )
+        ds = ds.batch(self.batch_size, drop_remainder=self.drop_remainder)
+        batch = (self.batch_size if self.drop_remainder else None,)
+        out_types = (tf.float32, tf.float32, tf.int64) if finisher.with_index else (tf.float32, tf.float32)
+        out_shapes = (batch + shape, batch + (classes,), batch)[: len(out_types)]
+
+        def finish(*batch_arrays):
+            return finisher(batch_arrays)
+
+        def finish_tf(x, y, index, slot):
+            outs = tf.numpy_function(finish, [x, y, index, slot], out_types, stateful=False)
+            return tuple(tf.ensure_shape(t, s) for t, s in zip(outs, out_shapes))
+
+        return ds.map(finish_tf).prefetch(2)
+
+    def __iter__(self):
+        """Numpy batches of one epoch (the first: use `build` for others)."""
+        seen = len(self.bad_videos())
+        ds = self.build(0, 1)
+        if self.backend == "tf":
+            yield from ds.as_numpy_iterator()
+        else:
+            for batch in ds:
+                yield tuple(np.asarray(a) for a in batch)
+        skipped = self.bad_videos()[seen:]
+        if skipped:
+            names = sorted({path for path, *_ in skipped})
+            logger.warning("skipped %d unreadable video reads this epoch (%d files: %s%s)",
+                           len(skipped), len(names), ", ".join(names[:3]),
+                           " ..." if len(names) > 3 else "")
+
+    def bad_videos(self):
+        """`[path, reason]` for every unreadable video met so far (all workers)."""
+        return self.sampler.bad_log.entries() if self.sampler.bad_log else []
+
+
+def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2, image_size=224,
+                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=None,
+                consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
+                switch_prob=0.5, label_smoothing=0.0, views="single", num_clips=1,
+                loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
+                epochs=None, with_index=False, bad_video_log=None):
+    """Batches of `dataset` (any index with `.items` and `.class_names`).
+
+    Batches are `(x, y)`: `x` float32 `(B, T, S, S, 3)` normalised with
+    `mean`/`std` on [0, 1] RGB (`(B, V, T, S, S, 3)` for multi-view), `y`
+    float32 `(B, num_classes)` one-hot (soft with Mixup/CutMix or label
+    smoothing). With `with_index=True` a third element, int64 `(B,)`, gives the
+    `dataset.items` index of each sample (for per-video predictions; do not
+    pass those batches to `model.fit`).
+
+    Args:
+        dataset: an index such as `HMDB51`, `UCF101`, `VideoFolder`, `VideoCSV`.
+        training: random clip start, clip-consistent random resized crop and
+            flip (per frame with `consistent=False`, the seed's ablation), a new
+            order every epoch, Mixup/CutMix when their alphas are > 0, the last
+            partial batch dropped. Otherwise: centred clip(s), `views`, no
+            Mixup, `dataset.items` order, the last partial batch kept.
+        views: "single" (short edge then centre crop), "tta3", "tta6"
+            (left/top, centre, right/bottom crops of the short-edge-resized
+            frames, then the same three flipped) or "official" (`num_clips`
+            evenly spaced clips x those 3 crops, clip-major).
+        mean, std: per-channel normalisation (VideoMAE: ImageNet's; the timm
+            ViT baseline: 0.5, 0.5).
+        mixup_alpha, cutmix_alpha, mixup_prob, switch_prob, label_smoothing:
+            timm's `Mixup` in batch mode (training only).
+        loader: "grain" (worker processes) or "tf" (tf.data, parallel map).
+        workers: grain worker processes or tf.data parallel calls; 0 = inline.
+        seed: the order, clip starts, crops, flips and Mixup draws; the same
+            seed gives the same batches from grain and tf.data.
+        epochs: how many epochs `for_fit()` streams (None: endless, so pass
+            `steps_per_epoch=loader.steps_per_epoch` to `fit`, as always).
+        on_error: "skip" an unreadable video (warned, replaced by the next one
+            in `items`, counted in `bad_videos()`), or "raise" naming the file.
+        bad_video_log: a file to append skipped videos to (default: a temp file
+            shared by the workers).
+    """
+    if loader not in ("grain", "tf"):
+        raise ValueError(f"loader must be 'grain' or 'tf', got {loader!r}.")
+    num_classes = num_classes or len(dataset.class_names)
+    if training and views != "single":
+        raise ValueError("multi-view batches are for evaluation (training=False).")
+    num_views(views, num_clips)  # validates
+    sampler = ClipSampler(
+        dataset.items, training=training, num_frames=num_frames, sampling_rate=sampling_rate,
+        image_size=image_size, mean=mean, std=std, num_classes=num_classes,
+        consistent=consistent, views=views, num_clips=num_clips, seed=seed,
+        label_smoothing=label_smoothing, on_error=on_error, bad_log=BadVideoLog(bad_video_log),
+    )
+    finisher = BatchFinisher(mixup_alpha if training else 0.0, cutmix_alpha if training else 0.0,
+                             mixup_prob, switch_prob, seed, with_index)
+    if drop_remainder is None:
+        drop_remainder = training
+    return VideoLoader(sampler, finisher, batch_size, epochs if training else 1, drop_remainder,
+                       loader, workers)
