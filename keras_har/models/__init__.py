@@ -1,3 +1,4 @@
+from keras_har.models.mean_pooled_vit_classifier import MeanPooledViTClassifier
 from keras_har.models.video_classifier import VideoClassifier
 from keras_har.models.videomae_backbone import VideoMAEBackbone
 from keras_har.models.videomae_classifier import VideoMAEClassifier
