@@ -74,3 +74,24 @@ class NaNGuard(keras.callbacks.Callback):
                 f"Loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}: stopping. "
                 f"Lower the learning rate, or check the inputs for NaNs.{where}"
             )
+
+
+class BadVideoReport(keras.callbacks.Callback):
+    """At the end of every epoch, how many unreadable videos the loader skipped."""
+
+    def __init__(self, loader):
+        super().__init__()
+        self.loader = loader
+        self.seen = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        entries = self.loader.bad_videos()
+        new = len(entries) - self.seen
+        if new > 0:
+            names = sorted({path for path, *_ in entries[self.seen:]})
+            logger.warning(
+                "epoch %d: skipped %d unreadable video reads (%d files: %s%s); list in %s",
+                epoch + 1, new, len(names), ", ".join(names[:3]), " ..." if len(names) > 3 else "",
+                self.loader.sampler.bad_log.path,
+            )
+        self.seen = len(entries)

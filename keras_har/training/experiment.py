@@ -1,0 +1,319 @@
+"""What both recipes share: dataset flags, the run directory, a training phase
+that resumes where a killed run stopped, and the final evaluation.
+
+A run directory holds:
+  config.json            the resolved configuration (every flag)
+  label_map.json         class name -> index
+  history_phase{1,2}.csv one row per epoch (Keras CSVLogger)
+  checkpoints/           last.weights.h5, last.optimizer.npz, best_phase{k}.weights.h5
+  state.json             phase, epochs done per phase, best validation top-1
+  metrics.json           {"single_view": {...}, "tta": {...}, "num_videos", "backend"}
+  evaluation.json        per-class accuracy, confusion matrix, per-video predictions
+  curves.png, confusion_matrix.png
+"""
+
+import argparse
+import csv
+import json
+import logging
+import os
+import pathlib
+import sys
+import time
+
+import keras
+
+from keras_har import evaluation, plots
+from keras_har.training import checkpoints
+from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
+
+logger = logging.getLogger("keras_har")
+
+DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
+DEFAULT_SYNTHETIC_ROOT = pathlib.Path(
+    os.environ.get("KERAS_HAR_CACHE", pathlib.Path.home() / ".cache" / "keras_har")
+) / "synthetic"
+
+
+def setup_logging():
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
+    )
+
+
+def add_data_args(parser):
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, default="synthetic",
+                   help="synthetic (default; generated on first use), hmdb51, ucf101, "
+                        "folder (root/<class>/*.avi or root/{train,val}/<class>/...) or csv.")
+    g.add_argument("--data-root", help="videos root (HMDB51: the folder of class folders).")
+    g.add_argument("--split-dir", help="HMDB51: testTrainMulti_7030_splits; UCF101: ucfTrainTestlist.")
+    g.add_argument("--split", type=int, default=1, help="official split number (1-3).")
+    g.add_argument("--train-list", help="csv: CSV of path,label for training.")
+    g.add_argument("--val-list", help="csv: CSV of path,label for validation/test.")
+    g.add_argument("--num-frames", type=int, default=None, help="frames per clip (16).")
+    g.add_argument("--sampling-rate", type=int, default=None, help="frame stride (2).")
+    g.add_argument("--image-size", type=int, default=None, help="crop size (224); 32 works.")
+    g.add_argument("--loader", choices=("grain", "tf"), default="grain")
+    g.add_argument("--workers", type=int, default=2, help="loader worker processes.")
+    g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip",
+                   help="skip (warn and count) or raise on an unreadable video.")
+    return g
+
+
+def add_run_args(parser):
+    g = parser.add_argument_group("run")
+    g.add_argument("--output-dir", default=None, help="run directory (default runs/<recipe>-<time>).")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last epoch.")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--mixed-precision", action="store_true",
+                   help="mixed_bfloat16 compute (float32 weights).")
+    g.add_argument("--data-parallel", action="store_true",
+                   help="JAX only: split each batch across all local devices "
+                        "(keras.distribution.DataParallel).")
+    g.add_argument("--model-parallel", type=int, default=0, metavar="N",
+                   help="JAX only: shard attention/MLP kernels over groups of N devices "
+                        "(keras.distribution.ModelParallel), data parallel across groups.")
+    g.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity.")
+    return g
+
+
+def resolve_defaults(args, real_defaults, synthetic_defaults):
+    """Flags left at None take the seed's values on a real dataset and the
+    small built-in profile on the synthetic one."""
+    table = synthetic_defaults if args.dataset == "synthetic" else real_defaults
+    for key, value in {**real_defaults, **table}.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def load_config_for_resume(parser, argv=None):
+    """Parse flags; with --resume, the run's saved config.json wins."""
+    args = parser.parse_args(argv)
+    if args.resume:
+        run_dir = pathlib.Path(args.resume)
+        config_file = run_dir / "config.json"
+        if not config_file.exists():
+            parser.error(f"--resume {run_dir}: no config.json there; is it a run directory?")
+        saved = json.loads(config_file.read_text())
+        verbose = args.verbose
+        args = argparse.Namespace(**saved)
+        args.resume = str(run_dir)
+        args.output_dir = str(run_dir)
+        args.verbose = verbose
+    return args
+
+
+def make_run_dir(args, recipe):
+    if args.output_dir is None:
+        args.output_dir = str(pathlib.Path("runs") / f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = pathlib.Path(args.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        if (run_dir / "state.json").exists():
+            raise SystemExit(
+                f"{run_dir} already holds a run; pass --resume {run_dir} to continue it "
+                "or choose another --output-dir."
+            )
+        checkpoints.write_json(run_dir / "config.json", {**vars(args), "backend": keras.backend.backend()})
+    args.bad_video_log = str(run_dir / "bad_videos.txt")
+    return run_dir
+
+
+def load_state(run_dir):
+    path = pathlib.Path(run_dir) / "state.json"
+    return checkpoints.read_json(path) if path.exists() else {}
+
+
+def build_datasets(args):
+    """(train, test) dataset indexes for the flags."""
+    from keras_har import data
+
+    if args.dataset == "synthetic":
+        root = pathlib.Path(args.data_root) if args.data_root else DEFAULT_SYNTHETIC_ROOT
+        videos, splits = data.ensure_synthetic_dataset(root, seed=0)
+        return (
+            data.HMDB51(videos, splits, split=1, subset="train"),
+            data.HMDB51(videos, splits, split=1, subset="test"),
+        )
+    need = {"hmdb51": ("data_root", "split_dir"), "ucf101": ("data_root", "split_dir"),
+            "folder": ("data_root",), "csv": ("train_list", "val_list")}[args.dataset]
+    missing = [f"--{n.replace('_', '-')}" for n in need if not getattr(args, n, None)]
+    if missing:
+        raise SystemExit(f"--dataset {args.dataset} needs {' and '.join(missing)}.")
+    if args.dataset == "hmdb51":
+        return tuple(data.HMDB51(args.data_root, args.split_dir, split=args.split, subset=s)
+                     for s in ("train", "test"))
+    if args.dataset == "ucf101":
+        return tuple(data.UCF101(args.data_root, args.split_dir, split=args.split, subset=s)
+                     for s in ("train", "test"))
+    if args.dataset == "folder":
+        return data.VideoFolder(args.data_root, subset="train"), data.VideoFolder(args.data_root, subset="val")
+    train = data.VideoCSV(args.train_list, root=args.data_root)
+    return train, data.VideoCSV(args.val_list, root=args.data_root, class_names=train.class_names)
+
+
+def make_loader(args, dataset, model, training, **overrides):
+    """The grain / tf.data batches for `dataset`, normalised for `model`."""
+    from keras_har import data
+
+    kwargs = dict(
+        training=training,
+        batch_size=args.batch_size,
+        num_frames=args.num_frames,
+        sampling_rate=args.sampling_rate,
+        image_size=args.image_size,
+        mean=model.image_mean,
+        std=model.image_std,
+        num_classes=model.num_classes,
+        loader=args.loader,
+        workers=args.workers,
+        seed=args.seed,
+        on_error=args.on_bad_video,
+        bad_video_log=getattr(args, "bad_video_log", None),
+    )
+    kwargs.update(overrides)
+    return data.make_loader(dataset, **kwargs)
+
+
+def steps_per_epoch(num_items, batch_size):
+    steps = num_items // batch_size
+    if steps == 0:
+        raise SystemExit(f"{num_items} training videos are fewer than one batch of {batch_size}.")
+    return steps
+
+
+def warmup_cosine(peak_lr, total_steps, warmup_ratio):
+    """Linear warmup from 0 over `warmup_ratio` of the steps, then cosine to 0."""
+    warmup = int(round(total_steps * warmup_ratio))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak_lr,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=peak_lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def accuracy_metrics(num_classes):
+    return [
+        keras.metrics.CategoricalAccuracy(name="top1"),
+        keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+    ]
+
+
+def _trim_history(path, rows):
+    """Drop rows of epochs that were logged but not checkpointed before a kill."""
+    if not path.exists():
+        return
+    with open(path) as f:
+        lines = list(csv.reader(f))
+    if len(lines) > rows + 1:
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(lines[: rows + 1])
+
+
+def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, verbose=1):
+    """`model.fit` for one phase, from the epoch the run directory says is next.
+
+    `train_loader` / `val_loader` are `keras_har.data.VideoLoader`s. On resume
+    the last weights and optimizer state are restored, so the learning-rate
+    schedule continues where it stopped, and the data order continues with the
+    next epoch's.
+    """
+    run_dir = pathlib.Path(run_dir)
+    done = int(state.get(f"phase{phase}_epochs_done", 0))
+    if done >= epochs:
+        logger.info("phase %d: all %d epochs already done", phase, epochs)
+        return state
+    history_file = run_dir / f"history_phase{phase}.csv"
+    if done > 0:
+        ckpt = run_dir / "checkpoints"
+        model.load_weights(ckpt / "last.weights.h5")
+        checkpoints.load_optimizer_state(model.optimizer, model, ckpt / "last.optimizer.npz")
+        _trim_history(history_file, done)
+        logger.info("phase %d: resuming after epoch %d of %d", phase, done, epochs)
+    elif history_file.exists():
+        history_file.unlink()
+    train_loader.epochs = epochs
+    checkpoint = RunCheckpoint(run_dir, phase, state=state)
+    model.fit(
+        train_loader.for_fit(initial_epoch=done),
+        validation_data=val_loader.build(),
+        epochs=epochs,
+        initial_epoch=done,
+        steps_per_epoch=train_loader.steps_per_epoch,
+        callbacks=[
+            NaNGuard(run_dir),
+            BadVideoReport(train_loader),
+            checkpoint,
+            keras.callbacks.CSVLogger(str(history_file), append=True),
+        ],
+        verbose=verbose,
+    )
+    return checkpoint.state
+
+
+def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title):
+    """Single-view and multi-view test metrics, plots and metrics.json."""
+    run_dir = pathlib.Path(run_dir)
+    paths = [p for p, _ in test_dataset.items]
+    results = {}
+    single = evaluation.evaluate(
+        model, make_loader(args, test_dataset, model, training=False, views="single"), paths=paths
+    )
+    results["single_view"] = single
+    if tta_views and tta_views > 1:
+        tta = evaluation.evaluate(
+            model,
+            make_loader(args, test_dataset, model, training=False, views=f"tta{tta_views}"),
+            paths=paths,
+        )
+    else:
+        tta = single
+    results["tta"] = tta
+    metrics = {
+        "single_view": evaluation.summary(single),
+        "tta": evaluation.summary(tta),
+        "tta_views": tta_views,
+        "num_videos": single["num_videos"],
+        "backend": keras.backend.backend(),
+    }
+    if args.dataset == "synthetic":
+        from keras_har.data import reversal_pair_accuracy
+
+        metrics["synthetic"] = {
+            "single_view": reversal_pair_accuracy(single["predictions"], single["class_names"]),
+            "tta": reversal_pair_accuracy(tta["predictions"], tta["class_names"]),
+        }
+    checkpoints.write_json(run_dir / "metrics.json", metrics)
+    checkpoints.write_json(run_dir / "evaluation.json", results)
+    best = tta if tta_views and tta_views > 1 else single
+    plots.plot_confusion_matrix(
+        best["confusion_matrix"], best["class_names"], run_dir / "confusion_matrix.png",
+        title=f"{recipe_title}: top-1 {best['top1']:.3f}",
+    )
+    histories = [(f"phase {k}", plots.read_history(run_dir / f"history_phase{k}.csv")) for k in (1, 2)]
+    plots.plot_curves(histories, run_dir / "curves.png", title=recipe_title)
+    logger.info(
+        "test: single view top-1 %.4f top-5 %.4f | %s-view TTA top-1 %.4f top-5 %.4f (%d videos)",
+        single["top1"], single["top5"], tta_views, tta["top1"], tta["top5"], single["num_videos"],
+    )
+    return metrics
+
+
+def set_precision_and_distribution(args):
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    if getattr(args, "model_parallel", 0):
+        from keras_har.training.distribution import enable_model_parallel
+
+        enable_model_parallel(args.model_parallel)
+    elif getattr(args, "data_parallel", False):
+        from keras_har.training.distribution import enable_data_parallel
+
+        enable_data_parallel()
