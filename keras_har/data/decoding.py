@@ -28,12 +28,8 @@ def probe(path):
     by grabbing them. Raises `VideoReadError` naming the file when it cannot be
     opened or has no frame.
     """
-    if not os.path.isfile(path):
-        raise VideoReadError(f"{path}: no such file.")
-    cap = cv2.VideoCapture(str(path))
+    cap = _open(path)
     try:
-        if not cap.isOpened():
-            raise VideoReadError(f"{path}: OpenCV cannot open it (corrupt or unsupported).")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -76,8 +72,18 @@ def eval_indices(video_frames, num_frames, sampling_rate, num_clips=1):
     return np.stack([clip_indices(s, num_frames, sampling_rate, video_frames) for s in starts])
 
 
-def _decode(path, wanted, seek=True):
-    """Decode the sorted unique frame indices `wanted`.
+def _open(path):
+    if not os.path.isfile(path):
+        raise VideoReadError(f"{path}: no such file.")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoReadError(f"{path}: OpenCV cannot open it (corrupt or unsupported).")
+    return cap
+
+
+def _decode(path, wanted, seek=True, cap=None):
+    """Decode the sorted unique frame indices `wanted` (from `cap` when given:
+    a capture of `path` still at frame 0, released here).
 
     Returns `({index: RGB frame}, end)` where `end` is the number of frames
     the video really has when it ended before the last wanted index, else None.
@@ -85,9 +91,7 @@ def _decode(path, wanted, seek=True):
     `grab()` skips the frames in between without converting them; a first index
     far into the video is reached by seeking.
     """
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise VideoReadError(f"{path}: OpenCV cannot open it (corrupt or unsupported).")
+    cap = cap if cap is not None else _open(path)
     frames = {}
     position, end = 0, None
     try:
@@ -139,9 +143,13 @@ def read_clip(path, choose_indices):
     header). When the video ends before an index, the indices are chosen again
     from the number of frames it really has, and decoded again.
     """
-    count = probe(str(path))[0]
+    cap = _open(path)  # one open for the frame count and the frames
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if count <= 0:  # the container does not say: count by grabbing
+        cap.release()
+        cap, count = None, probe(str(path))[0]
     indices = np.asarray(choose_indices(count), dtype="int64")
-    frames, end = _decode(path, np.unique(indices))
+    frames, end = _decode(path, np.unique(indices), cap=cap)
     if end is not None and 0 < end < count:
         indices = np.asarray(choose_indices(end), dtype="int64")
         frames, _ = _decode(path, np.unique(indices))
