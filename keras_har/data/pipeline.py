@@ -102,7 +102,12 @@ class ClipSampler:
     """Stream slot -> `(x, one-hot y, item index, slot)` for one video.
 
     Slot `s` is the `s % per_epoch`-th video of epoch `s // per_epoch`'s order
-    (a fresh permutation per epoch in training, `items` order otherwise).
+    (a fresh permutation per epoch in training, `items` order otherwise). With
+    `shard_count > 1` (one shard per process of a multi-host job) it is the
+    `(s % per_epoch) * shard_count + shard_index`-th: the shards take every
+    `shard_count`-th position of the same order, so they are disjoint, and
+    step k of the shards together reads the videos of step k of the unsharded
+    loader with a `shard_count` times larger batch.
     Randomness is seeded from `(seed, epoch, item index)`, so a sample does
     not depend on which worker or front-end computes it. Picklable (grain
     workers receive a copy). A video that cannot be read is logged and
@@ -112,9 +117,12 @@ class ClipSampler:
 
     def __init__(self, items, *, training, num_frames, sampling_rate, image_size, mean, std,
                  num_classes, consistent=True, views="single", num_clips=1, seed=0,
-                 label_smoothing=0.0, on_error="skip", bad_log=None, per_epoch=None):
+                 label_smoothing=0.0, on_error="skip", bad_log=None, per_epoch=None,
+                 shard_index=0, shard_count=1):
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"need 0 <= shard_index < shard_count, got {shard_index} and {shard_count}.")
         self.items = list(items)
         self.training = training
         self.num_frames = num_frames
@@ -130,7 +138,9 @@ class ClipSampler:
         self.label_smoothing = label_smoothing
         self.on_error = on_error
         self.bad_log = bad_log
-        self.per_epoch = per_epoch or len(self.items)
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.per_epoch = per_epoch or self.shard_size(drop_remainder=False)
         self._warned = set()
         self._order = (None, None)
 
@@ -143,10 +153,19 @@ class ClipSampler:
             self._order = (epoch, order)
         return self._order[1]
 
+    def shard_size(self, drop_remainder):
+        """Videos per epoch in this shard: all of them with one shard; with
+        several, the same number in every shard when `drop_remainder` (so every
+        process runs as many steps), else every video exactly once."""
+        n = len(self.items)
+        if drop_remainder:
+            return n // self.shard_count
+        return len(range(self.shard_index, n, self.shard_count))
+
     def item_at(self, slot):
         """`(epoch, item index)` of a stream slot."""
         epoch, offset = divmod(int(slot), self.per_epoch)
-        return epoch, int(self.order(epoch)[offset])
+        return epoch, int(self.order(epoch)[offset * self.shard_count + self.shard_index])
 
     def load(self, index, epoch):
         """Normalised `x` and one-hot `y` of item `index` (raises on a bad video)."""
@@ -242,7 +261,7 @@ class VideoLoader:
         self.drop_remainder = drop_remainder
         self.backend = backend
         self.workers = workers
-        n = len(sampler.items)
+        n = sampler.shard_size(drop_remainder)
         self.steps_per_epoch = n // batch_size if drop_remainder else math.ceil(n / batch_size)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} videos are fewer than one batch of {batch_size}.")
@@ -353,7 +372,7 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
                 consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
                 switch_prob=0.5, label_smoothing=0.0, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
-                epochs=None, with_index=False, bad_video_log=None):
+                epochs=None, with_index=False, bad_video_log=None, shard_index=0, shard_count=1):
     """Batches of `dataset` (any index with `.items` and `.class_names`).
 
     Batches are `(x, y)`: `x` float32 `(B, T, S, S, 3)` normalised with
@@ -388,6 +407,13 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
             in `items`, counted in `bad_videos()`), or "raise" naming the file.
         bad_video_log: a file to append skipped videos to (default: a temp file
             shared by the workers).
+        shard_index, shard_count: this process's part of every epoch in a
+            multi-host job (`keras_har.training.distribution.process_shard()`):
+            every `shard_count`-th video of the epoch's order from position
+            `shard_index`, so shards are disjoint and together cover the
+            epoch. In training every shard gets `len(dataset) // shard_count`
+            videos (the same number of steps on every process); `batch_size`
+            is the per-process batch.
     """
     if loader not in ("grain", "tf"):
         raise ValueError(f"loader must be 'grain' or 'tf', got {loader!r}.")
@@ -400,6 +426,7 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
         image_size=image_size, mean=mean, std=std, num_classes=num_classes,
         consistent=consistent, views=views, num_clips=num_clips, seed=seed,
         label_smoothing=label_smoothing, on_error=on_error, bad_log=BadVideoLog(bad_video_log),
+        shard_index=shard_index, shard_count=shard_count,
     )
     finisher = BatchFinisher(mixup_alpha if training else 0.0, cutmix_alpha if training else 0.0,
                              mixup_prob, switch_prob, seed, with_index)
