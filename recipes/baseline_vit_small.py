@@ -13,10 +13,12 @@ The steps of the seed's improvement path are flags: --consistent-crops,
 
 import argparse
 import logging
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import keras
 
-from keras_har.models import MeanPooledViTClassifier
 from keras_har.training import experiment
 from keras_har.training.optimizers import build_adamw, head_multipliers
 
@@ -80,6 +82,10 @@ def build_parser():
 
 
 def build_model(args, class_names):
+    # Imported here, not at the top: the loader's worker processes re-import this
+    # script, and keras_har.models pulls in keras-hub and TensorFlow (seconds each).
+    from keras_har.models import MeanPooledViTClassifier
+
     if args.preset == "tiny":
         return MeanPooledViTClassifier.from_config_tiny(
             image_size=args.image_size, labels=class_names, **TINY_VIT

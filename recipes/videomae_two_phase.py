@@ -15,11 +15,13 @@ under 5 minutes on 2 CPU cores).
 
 import argparse
 import logging
+import os
 import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import keras
 
-from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 from keras_har.training import experiment
 from keras_har.training.optimizers import build_adamw
 
@@ -93,6 +95,10 @@ def build_parser():
 
 
 def build_model(args, class_names):
+    # Imported here, not at the top: the loader's worker processes re-import this
+    # script, and keras_har.models pulls in keras-hub and TensorFlow (seconds each).
+    from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
+
     if args.preset == "tiny":
         backbone = VideoMAEBackbone(
             image_size=args.image_size, num_frames=args.num_frames,
@@ -148,12 +154,12 @@ def main(argv=None):
 
     # Phase 2 starts from phase 1's best weights (unless resuming inside phase 2).
     ckpt = pathlib.Path(run_dir) / "checkpoints"
-    compile_phase(model, args, 2, steps)
     if args.epochs_phase2 > 0:
         if int(state.get("phase2_epochs_done", 0)) == 0 and (ckpt / "best_phase1.weights.h5").exists():
             model.load_weights(ckpt / "best_phase1.weights.h5")
             logger.info("phase 2: starting from the best phase-1 checkpoint (val top-1 %.4f)",
                         state.get("phase1_best", float("nan")))
+        compile_phase(model, args, 2, steps)  # a fresh optimizer and schedule
         train_loader = experiment.make_loader(args, train_set, model, training=True, label_smoothing=0.0)
         state = experiment.fit_phase(model, 2, args.epochs_phase2, train_loader, val_loader,
                                      run_dir, state, args.verbose)

@@ -29,7 +29,7 @@ import numpy as np
 CLASSES = ("grow", "move_down", "move_up", "shrink", "still_cross", "still_triangle")
 REVERSAL_PAIRS = (("grow", "shrink"), ("move_down", "move_up"))
 COLORS = ((230, 200, 40), (40, 220, 230), (230, 80, 200), (120, 230, 60))
-VERSION = 3
+VERSION = 4
 
 
 def _background(rng, num_frames, size):
@@ -95,7 +95,7 @@ def write_video(path, frames, fps=12.0):
     writer.release()
 
 
-def make_synthetic_dataset(root, train_per_class=40, test_per_class=12, num_frames=24,
+def make_synthetic_dataset(root, train_per_class=160, test_per_class=20, num_frames=24,
                            image_size=64, seed=0, classes=CLASSES):
     """Write `root/videos/<class>/*.avi` and HMDB51-style split files in
     `root/splits/<class>_test_split{1,2,3}.txt` (1 = train, 2 = test; the same

@@ -26,6 +26,7 @@ import keras
 from keras_har import evaluation, plots
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
+from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
 
 logger = logging.getLogger("keras_har")
 
@@ -36,12 +37,14 @@ DEFAULT_SYNTHETIC_ROOT = pathlib.Path(
 
 
 def setup_logging():
+    """keras-har's own messages at INFO on stdout; other libraries' at WARNING."""
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
+    logger.setLevel(logging.INFO)
 
 
 def add_data_args(parser):
@@ -77,7 +80,9 @@ def add_run_args(parser):
     g.add_argument("--model-parallel", type=int, default=0, metavar="N",
                    help="JAX only: shard attention/MLP kernels over groups of N devices "
                         "(keras.distribution.ModelParallel), data parallel across groups.")
-    g.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity.")
+    g.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="Keras fit verbosity (default: 1, a progress bar, on a terminal; "
+                        "2, one line per epoch, when the output goes to a file).")
     return g
 
 
@@ -85,6 +90,8 @@ def resolve_defaults(args, real_defaults, synthetic_defaults):
     """Flags left at None take the seed's values on a real dataset and the
     small built-in profile on the synthetic one."""
     table = synthetic_defaults if args.dataset == "synthetic" else real_defaults
+    if getattr(args, "verbose", 1) is None:
+        args.verbose = 1 if sys.stdout.isatty() else 2
     for key, value in {**real_defaults, **table}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -177,6 +184,12 @@ def make_loader(args, dataset, model, training, **overrides):
         bad_video_log=getattr(args, "bad_video_log", None),
     )
     kwargs.update(overrides)
+    shard_index, shard_count = process_shard()
+    if training and shard_count > 1:
+        # Multi-host: each process reads its own shard of every epoch, in
+        # batches of global batch / processes (Keras assembles the global batch).
+        kwargs.update(shard_index=shard_index, shard_count=shard_count,
+                      batch_size=kwargs["batch_size"] // shard_count)
     return data.make_loader(dataset, **kwargs)
 
 
@@ -242,15 +255,19 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
     checkpoint = RunCheckpoint(run_dir, phase, state=state)
     model.fit(
         train_loader.for_fit(initial_epoch=done),
-        validation_data=val_loader.build(),
+        validation_data=divisible_batches(val_loader),
         epochs=epochs,
         initial_epoch=done,
         steps_per_epoch=train_loader.steps_per_epoch,
+        validation_steps=divisible_steps(val_loader),
+        shuffle=False,  # the loader shuffles, per epoch and seeded
         callbacks=[
             NaNGuard(run_dir),
             BadVideoReport(train_loader),
-            checkpoint,
+            # The history row first, then the checkpoint: a run killed between
+            # the two has its extra row trimmed on resume (never a missing one).
             keras.callbacks.CSVLogger(str(history_file), append=True),
+            checkpoint,
         ],
         verbose=verbose,
     )
@@ -312,8 +329,8 @@ def set_precision_and_distribution(args):
     if getattr(args, "model_parallel", 0):
         from keras_har.training.distribution import enable_model_parallel
 
-        enable_model_parallel(args.model_parallel)
+        enable_model_parallel(args.model_parallel, global_batch_size=getattr(args, "batch_size", None))
     elif getattr(args, "data_parallel", False):
         from keras_har.training.distribution import enable_data_parallel
 
-        enable_data_parallel()
+        enable_data_parallel(global_batch_size=getattr(args, "batch_size", None))

@@ -1,0 +1,197 @@
+"""Both recipes end to end on generated videos in HMDB51's layout (split files
+included), under the current backend; resuming a killed run gives the same
+result as a run that was never interrupted."""
+
+import csv
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_har import data
+from keras_har.training import callbacks as callbacks_module
+
+RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
+
+
+def load_recipe(name):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dataset_flags(tiny_synthetic):
+    videos, splits = tiny_synthetic
+    return ["--dataset", "hmdb51", "--data-root", str(videos), "--split-dir", str(splits),
+            "--num-frames", "4", "--image-size", "32", "--batch-size", "4", "--grad-accum", "1",
+            "--workers", "0", "--verbose", "0"]
+
+
+def videomae_flags(tiny_synthetic, out, epochs=(1, 1)):
+    return dataset_flags(tiny_synthetic) + [
+        "--preset", "tiny", "--epochs-phase1", str(epochs[0]), "--epochs-phase2", str(epochs[1]),
+        "--lr-phase1", "1e-3", "--lr-phase2", "1e-4", "--tta-views", "6", "--output-dir", str(out),
+    ]
+
+
+def history(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_synthetic, tmp_path_factory):
+    """An uninterrupted two-epochs-per-phase run: (run directory, returned metrics)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    metrics = load_recipe("videomae_two_phase").main(videomae_flags(tiny_synthetic, out, epochs=(2, 2)))
+    return out, metrics
+
+
+def test_videomae_two_phase_end_to_end(tiny_synthetic, reference_run):
+    out, metrics = reference_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["mixup_alpha"] == 0.8 and config["label_smoothing"] == 0.1  # the seed's
+    assert config["clip_norm"] == 1.0 and config["weight_decay"] == 0.05
+    assert config["backend"] == keras.backend.backend()
+    test_set = data.HMDB51(*tiny_synthetic, split=1, subset="test")
+    assert data.load_label_map(out / "label_map.json") == test_set.class_names
+    for phase in (1, 2):
+        rows = history(out / f"history_phase{phase}.csv")
+        assert len(rows) == 2 and {"loss", "top1", "val_loss", "val_top1"} <= set(rows[0])
+        assert (out / "checkpoints" / f"best_phase{phase}.weights.h5").exists()
+    assert (out / "checkpoints" / "last.weights.h5").exists()
+    for png in ("curves.png", "confusion_matrix.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["num_videos"] == len(test_set) == 12
+    assert saved["backend"] == keras.backend.backend()
+    for view in ("single_view", "tta"):
+        assert set(saved[view]) == {"top1", "top5", "mean_class_accuracy"}
+    assert saved["single_view"] == metrics["single_view"]
+
+    # The saved model, evaluated independently (numpy over model.predict on
+    # the centre view of every test video), gives the recorded top-1.
+    from keras_har.models.auto import load_classifier
+
+    model = load_classifier(out / "model")
+    x = np.stack([
+        data.load_video_views(path, num_frames=4, sampling_rate=2, image_size=32,
+                              mean=model.image_mean, std=model.image_std)
+        for path, _ in test_set.items
+    ])
+    labels = np.array([label for _, label in test_set.items])
+    top1 = float((model.predict(x, verbose=0).argmax(axis=1) == labels).mean())
+    assert top1 == pytest.approx(saved["single_view"]["top1"])
+
+
+def test_baseline_end_to_end(tiny_synthetic, tmp_path):
+    recipe = load_recipe("baseline_vit_small")
+    out = tmp_path / "run"
+    recipe.main(dataset_flags(tiny_synthetic) + ["--preset", "tiny", "--epochs", "1",
+                                                 "--output-dir", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    # The seed's baseline: per-frame crops, constant lr, backbone 1e-4 / head 5e-4.
+    assert config["consistent_crops"] is False and config["lr_schedule"] == "constant"
+    assert (config["lr_backbone"], config["lr_head"]) == (1e-4, 5e-4)
+    assert len(history(out / "history_phase1.csv")) == 1
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["num_videos"] == 12 and 0.0 <= saved["single_view"]["top1"] <= 1.0
+    assert (out / "model" / "config.json").exists()
+
+
+class Killed(BaseException):
+    """Stands for the process dying right after a checkpoint was written."""
+
+
+def test_resume_after_kills_matches_an_uninterrupted_run(tiny_synthetic, reference_run, tmp_path,
+                                                         monkeypatch):
+    """Killed after the first epoch of phase 1, resumed; killed again after the
+    first epoch of phase 2, resumed: the same history and metrics as a run
+    that was never interrupted (optimizer state, schedule position and data
+    order all continue)."""
+    recipe = load_recipe("videomae_two_phase")
+    reference, _ = reference_run
+    out = tmp_path / "run"
+    original = callbacks_module.RunCheckpoint.on_epoch_end
+
+    def kill_in(phase):
+        def on_epoch_end(self, epoch, logs=None):
+            original(self, epoch, logs)
+            if self.phase == phase:
+                raise Killed
+        monkeypatch.setattr(callbacks_module.RunCheckpoint, "on_epoch_end", on_epoch_end)
+
+    kill_in(1)
+    with pytest.raises(Killed):
+        recipe.main(videomae_flags(tiny_synthetic, out, epochs=(2, 2)))
+    state = json.loads((out / "state.json").read_text())
+    assert state["phase1_epochs_done"] == 1 and "phase2_epochs_done" not in state
+
+    kill_in(2)  # flags other than --resume come from the run's config.json
+    with pytest.raises(Killed):
+        recipe.main(["--resume", str(out), "--verbose", "0"])
+    state = json.loads((out / "state.json").read_text())
+    assert (state["phase1_epochs_done"], state["phase2_epochs_done"]) == (2, 1)
+    assert not (out / "metrics.json").exists()
+
+    monkeypatch.setattr(callbacks_module.RunCheckpoint, "on_epoch_end", original)
+    recipe.main(["--resume", str(out), "--verbose", "0"])
+    for k in (1, 2):
+        a, b = history(reference / f"history_phase{k}.csv"), history(out / f"history_phase{k}.csv")
+        assert [r["epoch"] for r in b] == ["0", "1"]
+        for key in ("loss", "val_loss"):
+            np.testing.assert_allclose([float(r[key]) for r in b], [float(r[key]) for r in a],
+                                       rtol=1e-4, atol=1e-5)
+    ref_metrics = json.loads((reference / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["single_view"] == pytest.approx(ref_metrics["single_view"], abs=1e-6)
+    assert metrics["tta"] == pytest.approx(ref_metrics["tta"], abs=1e-6)
+
+
+def test_resume_refuses_a_directory_without_a_run(tmp_path):
+    recipe = load_recipe("videomae_two_phase")
+    with pytest.raises(SystemExit):
+        recipe.main(["--resume", str(tmp_path)])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="one real process kill is enough (jax)")
+def test_sigkill_with_loader_workers_then_resume(tiny_synthetic, tmp_path):
+    """The script as a user runs it (grain worker processes), killed with
+    SIGKILL mid-phase-1, then resumed to the end."""
+    out = tmp_path / "run"
+    flags = videomae_flags(tiny_synthetic, out, epochs=(3, 1))
+    flags[flags.index("--workers") + 1] = "1"
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    script = str(RECIPES / "videomae_two_phase.py")
+    proc = subprocess.Popen([sys.executable, script] + flags, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            state_file = out / "state.json"
+            if state_file.exists() and json.loads(state_file.read_text()).get("phase1_epochs_done", 0) >= 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = json.loads((out / "state.json").read_text())["phase1_epochs_done"]
+    assert 1 <= done < 3 and not (out / "metrics.json").exists()
+
+    result = subprocess.run([sys.executable, script, "--resume", str(out)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"resuming after epoch {done} of 3" in result.stdout
+    assert [r["epoch"] for r in history(out / "history_phase1.csv")] == ["0", "1", "2"]
+    assert json.loads((out / "metrics.json").read_text())["num_videos"] == 12
