@@ -1,224 +1,547 @@
 """The `keras-har` command: evaluate a run, label videos, convert checkpoints.
 
     keras-har evaluate --run-dir runs/videomae_two_phase-...          # its own test split
-    keras-har evaluate --preset ./videomae-base-finetuned-kinetics --dataset folder --data-root clips/
+    keras-har evaluate --preset ./videomae_k400_keras --dataset folder --data-root clips/
     keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-... [--json]
     keras-har convert ./videomae-base-finetuned-kinetics ./videomae_base_k400_keras
 
-Bad paths and unreadable videos give one clear line on stderr and exit status 2.
+The backend is Keras's: set KERAS_BACKEND=jax|torch|tensorflow. Bad paths and
+unreadable videos give one clear line on stderr and exit status 2
+(KERAS_HAR_DEBUG=1 shows the full traceback instead).
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import shutil
 import sys
+import textwrap
+import uuid
 
 EXIT_USAGE = 2
+# The dataset choices of keras_har.training.experiment (not imported here:
+# `keras-har --help` must not load Keras).
+DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
+DATASET_KEYS = ("dataset", "data_root", "split_dir", "split", "train_list", "val_list")
+VIEWS = ("single", "tta", "official")
+VIEW_HELP = ("single = one centred clip, centre crop; tta = the seed's 6 views (left/top, centre, "
+             "right/bottom crops of the short-edge-resized frames, each also flipped); official = "
+             "VideoMAE's protocol, --num-clips evenly spaced clips x those 3 crops. The logits of "
+             "all views of a video are averaged.")
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _model_from_args(args, **kwargs):
-    from keras_har.models.auto import load_classifier
+def _count(minimum):
+    """An argparse type: an integer >= minimum."""
 
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _one_line(error):
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _debug():
+    return os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0")
+
+
+class _StderrProxy:
+    """A stream that writes to whatever `sys.stderr` is at the time (for logging)."""
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what C++ libraries print straight to file descriptor 2 while they
+    load (TensorFlow 2.21, pulled in by keras-hub, logs several lines there on
+    import whatever TF_CPP_MIN_LOG_LEVEL says). Python's `sys.stderr` keeps
+    writing to the real stderr meanwhile."""
+    if _debug():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, AttributeError, ValueError):
+        on_fd2 = False  # e.g. captured by a test harness: leave it alone
+    real = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace") if on_fd2 else None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old_stderr = sys.stderr
+    os.dup2(devnull, 2)
+    if real is not None:
+        sys.stderr = real
+    try:
+        yield
+    finally:
+        sys.stderr = old_stderr
+        if real is not None:
+            real.flush()
+            real.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load_backend():
+    """Keras, its backend and keras-hub, quietly."""
+    with _quiet_native_stderr():
+        if os.environ.get("KERAS_BACKEND") == "torch":
+            # triton (torch._dynamo) crashes when loaded after TensorFlow,
+            # which keras-hub imports: load it first.
+            with contextlib.suppress(ImportError):
+                import torch._dynamo  # noqa: F401
+        import keras  # noqa: F401
+        import keras_hub  # noqa: F401
+
+
+def _check_model_args(args):
     if bool(args.run_dir) == bool(args.preset):
-        raise CLIError("give exactly one of --run-dir DIR or --preset P")
+        raise CLIError("give one of --run-dir DIR or --preset P")
     if args.run_dir:
         run_dir = pathlib.Path(args.run_dir)
-        model_dir = run_dir / "model"
-        if not model_dir.is_dir():
-            raise CLIError(f"{run_dir}: no trained model in it (expected {model_dir}/); "
-                           "is it a finished run directory?")
-        return load_classifier(model_dir, **kwargs)
-    return load_classifier(args.preset, **kwargs)
+        if not run_dir.is_dir():
+            raise CLIError(f"{run_dir}: no such run directory")
+        if not (run_dir / "model").is_dir():
+            raise CLIError(f"{run_dir}: no model/ in it; is it a finished run directory?")
+    if getattr(args, "num_clips", None) is not None and args.views != "official":
+        raise CLIError("--num-clips is for --views official")
+
+
+def _load(source, **kwargs):
+    """`load_classifier(source)`, any failure as one line naming the source."""
+    _load_backend()
+    from keras_har.models.auto import load_classifier
+
+    try:
+        with _quiet_native_stderr():
+            return load_classifier(source, **kwargs)
+    except (CLIError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if _debug():
+            raise
+        message = _one_line(e)
+        if str(source) not in message:
+            message = f"{source}: {message}"
+        raise CLIError(message) from None
+
+
+def _model_from_args(args):
+    """(model, where it came from) for --run-dir / --preset."""
+    source = pathlib.Path(args.run_dir) / "model" if args.run_dir else args.preset
+    return _load(source), str(source)
 
 
 def _run_config(args):
     """The run's config.json (dataset flags and clip settings), if any."""
-    if getattr(args, "run_dir", None):
-        path = pathlib.Path(args.run_dir) / "config.json"
-        if path.exists():
-            return json.loads(path.read_text())
-    return {}
+    if not getattr(args, "run_dir", None):
+        return {}
+    path = pathlib.Path(args.run_dir) / "config.json"
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{path}: unreadable ({_one_line(e)})") from None
+    if not isinstance(saved, dict):
+        raise CLIError(f"{path}: not a JSON object")
+    return saved
 
 
 def _clip_settings(args, model, saved):
     """num_frames / sampling_rate / image_size: flags, else the run's, else the model's."""
-    backbone = model.backbone
-    frames = getattr(backbone, "num_frames", None)
-    size = getattr(backbone, "image_size", None)
-    if isinstance(size, (list, tuple)):
-        size = size[0]
-    if size is None and hasattr(backbone, "image_shape"):
-        size = backbone.image_shape[0]
-    return (
-        args.num_frames or saved.get("num_frames") or frames or 16,
-        args.sampling_rate or saved.get("sampling_rate") or 2,
-        args.image_size or saved.get("image_size") or size or 224,
-    )
+    from keras_har.evaluation import clip_settings
+
+    from keras_har.evaluation import check_clip_settings
+
+    try:
+        settings = clip_settings(
+            model,
+            num_frames=args.num_frames or saved.get("num_frames"),
+            sampling_rate=args.sampling_rate or saved.get("sampling_rate"),
+            image_size=args.image_size or saved.get("image_size"),
+        )
+        check_clip_settings(model, settings[0], settings[2])
+    except ValueError as e:
+        raise CLIError(f"{_one_line(e).rstrip('.')} (see --num-frames, --image-size)") from None
+    return settings
+
+
+def _dataset_settings(args, saved):
+    """The dataset flags: the command line's, else the run's (when the command
+    line does not name another dataset)."""
+    same = args.dataset is None or args.dataset == saved.get("dataset")
+    settings = {k: (saved.get(k) if same else None) for k in DATASET_KEYS}
+    for key in DATASET_KEYS:
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    if not settings["dataset"]:
+        raise CLIError("give --dataset (and its flags) with --preset, or evaluate a --run-dir")
+    for key in ("data_root", "split_dir", "val_list"):  # fail before loading a model
+        if settings.get(key) and not os.path.exists(os.path.expanduser(str(settings[key]))):
+            if not (key == "data_root" and settings["dataset"] == "synthetic"):  # generated there
+                raise CLIError(f"{settings[key]}: no such file or directory "
+                               f"(--{key.replace('_', '-')})")
+    return settings
+
+
+def _test_dataset(settings, class_names):
+    """The test index of the dataset flags, labelled with the model's classes
+    where the format allows it."""
+    from keras_har import data
+
+    name, root = settings["dataset"], settings.get("data_root")
+    need = {"hmdb51": ("data_root", "split_dir"), "ucf101": ("data_root", "split_dir"),
+            "folder": ("data_root",), "csv": ("val_list",)}.get(name, ())
+    missing = [f"--{n.replace('_', '-')}" for n in need if not settings.get(n)]
+    if missing:
+        raise CLIError(f"--dataset {name} needs {' and '.join(missing)}")
+    split = int(settings.get("split") or 1)
+    if name == "synthetic":
+        from keras_har.training.experiment import DEFAULT_SYNTHETIC_ROOT
+
+        videos, splits = data.ensure_synthetic_dataset(pathlib.Path(root or DEFAULT_SYNTHETIC_ROOT), seed=0)
+        return data.HMDB51(videos, splits, split=1, subset="test")
+    if name == "hmdb51":
+        return data.HMDB51(root, settings["split_dir"], split=split, subset="test")
+    if name == "ucf101":
+        return data.UCF101(root, settings["split_dir"], split=split, subset="test")
+    if name == "folder":
+        subset = "val" if (pathlib.Path(root) / "val").is_dir() else None
+        return data.VideoFolder(root, subset=subset, class_names=class_names)
+    return data.VideoCSV(settings["val_list"], root=root, class_names=class_names)
 
 
 def cmd_evaluate(args):
-    from keras_har import evaluation, plots
-    from keras_har.training import checkpoints, experiment
-
-    model = _model_from_args(args)
+    _check_model_args(args)
     saved = _run_config(args)
-    data_args = argparse.Namespace(**{**saved, **{k: v for k, v in vars(args).items() if v is not None}})
-    if not getattr(data_args, "dataset", None):
-        raise CLIError("--dataset is needed with --preset (or evaluate a --run-dir)")
-    data_args.num_frames, data_args.sampling_rate, data_args.image_size = _clip_settings(args, model, saved)
-    data_args.batch_size = args.batch_size
-    data_args.seed = getattr(data_args, "seed", 0) or 0
-    for key, default in (("loader", "grain"), ("workers", 2), ("on_bad_video", "skip"), ("split", 1)):
-        if getattr(data_args, key, None) is None:
-            setattr(data_args, key, default)
-    _, test_set = experiment.build_datasets(data_args)
-    if list(test_set.class_names) != list(model.class_names):
+    settings = _dataset_settings(args, saved)
+    model, source = _model_from_args(args)
+    from keras_har import evaluation, plots
+    from keras_har.training import checkpoints
+
+    test_set = _test_dataset(settings, model.class_names if model.labels else None)
+    if list(test_set.class_names) != list(model.class_names) and (
+        model.labels or len(test_set.class_names) != model.num_classes
+    ):
         raise CLIError(
             f"the dataset's {len(test_set.class_names)} classes are not the model's "
             f"{model.num_classes} ({', '.join(test_set.class_names[:3])}... vs "
             f"{', '.join(model.class_names[:3])}...)"
         )
-    views = {"single": "single", "tta": "tta6", "official": "official"}[args.views]
-    loader = experiment.make_loader(data_args, test_set, model, training=False, views=views,
-                                    num_clips=args.num_clips)
-    result = evaluation.evaluate(model, loader, paths=[p for p, _ in test_set.items])
-    out = pathlib.Path(args.output or args.run_dir or ".")
+    num_frames, sampling_rate, image_size = _clip_settings(args, model, saved)
+    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
+
+    def option(key, default):  # the flag, else the run's, else the default
+        return next(v for v in (getattr(args, key), saved.get(key), default) if v is not None)
+
+    result = evaluation.evaluate(
+        model, test_set, views=args.views, num_clips=num_clips, num_frames=num_frames,
+        sampling_rate=sampling_rate, image_size=image_size, batch_size=args.batch_size,
+        loader=option("loader", "grain"), workers=option("workers", 2),
+        on_error=option("on_bad_video", "skip"), progress=sys.stderr.isatty(),
+    )
+    name = f"official{num_clips}" if args.views == "official" else args.views
+    out = pathlib.Path(args.output) if args.output else pathlib.Path(args.run_dir or ".") / f"evaluation-{name}"
     out.mkdir(parents=True, exist_ok=True)
     import keras
 
-    metrics = {args.views: evaluation.summary(result), "num_videos": result["num_videos"],
-               "backend": keras.backend.backend()}
+    metrics = {
+        **evaluation.summary(result),
+        "views": args.views,
+        "num_views": result["num_views"],
+        "num_clips": num_clips,
+        "num_videos": result["num_videos"],
+        "skipped_videos": result["skipped_videos"],
+        "per_class_accuracy": dict(zip(result["class_names"], result["per_class_accuracy"])),
+        "clip": {"num_frames": num_frames, "sampling_rate": sampling_rate, "image_size": image_size},
+        "dataset": {k: v for k, v in settings.items() if v is not None},
+        "model": source,
+        "backend": keras.backend.backend(),
+    }
     checkpoints.write_json(out / "metrics.json", metrics)
-    checkpoints.write_json(out / f"evaluation_{args.views}.json", result)
+    checkpoints.write_json(out / "evaluation.json", result)
     plots.plot_confusion_matrix(result["confusion_matrix"], result["class_names"],
                                 out / "confusion_matrix.png",
-                                title=f"{args.views}: top-1 {result['top1']:.3f}")
-    print(f"{args.views}: top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
-          f"mean class accuracy {result['mean_class_accuracy']:.4f}  ({result['num_videos']} videos)")
-    print(f"wrote {out / 'metrics.json'} and {out / 'confusion_matrix.png'}")
+                                title=f"{name}: top-1 {result['top1']:.3f}")
+    skipped = f", {len(result['skipped_videos'])} unreadable skipped" if result["skipped_videos"] else ""
+    print(f"{name} ({result['num_views']} views): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+          f"mean class accuracy {result['mean_class_accuracy']:.4f}  ({result['num_videos']} videos{skipped})")
+    print(f"wrote {out / 'metrics.json'}, {out / 'evaluation.json'} and {out / 'confusion_matrix.png'}")
     return 0
 
 
 def cmd_predict(args):
     import numpy as np
 
+    from keras_har.data import decoding
+
+    _check_model_args(args)
+    errors = {}
+
+    def bad(path, message):
+        message = _one_line(message)
+        errors[path] = message if message.startswith(path) else f"{path}: {message}"
+        print(f"keras-har predict: error: {errors[path]}", file=sys.stderr)
+
+    for path in args.videos:  # fail fast, before loading any model
+        if os.path.isdir(path):
+            bad(path, "is a directory, not a video file")
+        elif not os.path.isfile(path):
+            bad(path, "no such video file")
+        else:
+            try:
+                decoding.probe(path)
+            except decoding.VideoReadError as e:
+                bad(path, e)
+    if len(errors) == len(args.videos):
+        return EXIT_USAGE
+    model, _ = _model_from_args(args)
     from keras_har import data, evaluation
 
-    missing = [v for v in args.videos if not os.path.isfile(v)]
-    if missing:
-        raise CLIError(f"no such video file: {missing[0]}")
-    model = _model_from_args(args)
     num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
-    views = {"single": "single", "tta": "tta6", "official": "official"}[args.views]
+    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
+    views = evaluation.loader_views(args.views)
     results = []
     for path in args.videos:
+        if path in errors:
+            results.append({"video": path, "error": errors[path]})
+            continue
         try:
             x = data.load_video_views(
                 path, num_frames=num_frames, sampling_rate=sampling_rate, image_size=image_size,
-                mean=model.image_mean, std=model.image_std, views=views, num_clips=args.num_clips,
+                mean=model.image_mean, std=model.image_std, views=views, num_clips=num_clips,
             )
-        except data.VideoReadError as e:
-            raise CLIError(str(e)) from None
-        logits = evaluation.view_logits(model, x[None] if x.ndim == 5 else x[None, None])
+        except Exception as e:  # decoding.VideoReadError, cv2.error
+            if _debug():
+                raise
+            bad(path, e)
+            results.append({"video": path, "error": errors[path]})
+            continue
+        logits = evaluation.view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
         probs = evaluation.softmax(logits)[0]
-        top = np.argsort(-probs)[: min(args.top_k, len(probs))]
-        results.append({"video": path, "top": [[model.class_names[i], float(probs[i])] for i in top]})
+        top = np.argsort(-probs, kind="stable")[: args.top_k]
+        results.append({
+            "video": path,
+            "views": args.views,
+            "num_views": 1 if x.ndim == 4 else int(x.shape[0]),
+            "top": [{"label": model.class_names[i], "probability": float(probs[i])} for i in top],
+        })
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(r["video"])
-            for name, p in r["top"]:
-                print(f"  {p:6.1%}  {name}")
-    return 0
+            if "top" in r:
+                print(r["video"])
+                for t in r["top"]:
+                    print(f"  {t['probability']:7.2%}  {t['label']}")
+    return EXIT_USAGE if errors else 0
 
 
 def cmd_convert(args):
-    from keras_har.models.auto import load_classifier
-
-    dest = pathlib.Path(args.dest)
-    if dest.exists() and any(dest.iterdir()) and not args.overwrite:
-        raise CLIError(f"{dest} exists and is not empty (pass --overwrite)")
-    kwargs = {}
-    if args.num_classes:
-        kwargs["num_classes"] = args.num_classes
-    model = load_classifier(args.src, **kwargs)
-    model.save_to_preset(dest)
+    src, dest = args.src, pathlib.Path(args.dest)
+    if dest.exists():
+        if not dest.is_dir():
+            raise CLIError(f"{dest}: exists and is not a directory")
+        if any(dest.iterdir()):
+            if not args.overwrite:
+                raise CLIError(f"{dest}: exists and is not empty (pass --overwrite)")
+            if not (dest / "config.json").exists():
+                raise CLIError(f"{dest}: not a preset directory; --overwrite only replaces presets")
+    kwargs = {k: getattr(args, k) for k in ("num_classes", "num_heads", "image_size")
+              if getattr(args, k) is not None}
+    model = _load(src, **kwargs)
+    # Written next to DEST first, then moved into place: a failed save leaves
+    # DEST as it was.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{uuid.uuid4().hex[:8]}-{dest.name}"
+    try:
+        with _quiet_native_stderr():
+            model.save_to_preset(str(tmp))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     print(f"wrote {type(model).__name__} ({model.num_classes} classes, "
           f"{model.count_params():,} parameters) to {dest}")
     return 0
 
 
 def _add_model_args(p):
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run-dir", help="a finished recipe run (uses its model/ and config.json)")
-    g.add_argument("--preset", help="a preset: directory, hf://org/name or known name")
-    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
-    p.add_argument("--sampling-rate", type=int, help="frame stride (default: the run's, else 2)")
-    p.add_argument("--image-size", type=int, help="crop size (default: the model's)")
-    p.add_argument("--views", choices=("single", "tta", "official"), default="single",
-                   help="single centre view; tta = 3 crops x flip (6 views); official = "
-                        "--num-clips temporal clips x 3 crops")
-    p.add_argument("--num-clips", type=int, default=1, help="temporal clips for --views official")
+    g = p.add_argument_group("model (one of)")
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--run-dir", metavar="DIR",
+                   help="a finished recipe run: its model/ and the clip settings of its config.json")
+    m.add_argument("--preset", metavar="P",
+                   help="a preset: our preset or a Hugging Face / timm directory, hf://org/name, "
+                        "or a known name (e.g. videomae_base_kinetics)")
+    g = p.add_argument_group("clips")
+    g.add_argument("--num-frames", type=_count(1), metavar="N",
+                   help="frames per clip (default: the run's, else the model's)")
+    g.add_argument("--sampling-rate", type=_count(1), metavar="N",
+                   help="frame stride (default: the run's, else 2)")
+    g.add_argument("--image-size", type=_count(1), metavar="N",
+                   help="crop size (default: the run's, else the model's)")
+    g.add_argument("--views", choices=VIEWS, default="single", help=VIEW_HELP + " (default: single)")
+    g.add_argument("--num-clips", type=_count(1), metavar="N",
+                   help="temporal clips for --views official (default: 5)")
+
+
+def _add_dataset_args(p):
+    g = p.add_argument_group("dataset (default: the run's config.json)")
+    g.add_argument("--dataset", choices=DATASETS,
+                   help="synthetic, hmdb51, ucf101, folder (root/<class>/*.avi, or its val/ "
+                        "subfolder when there is one) or csv")
+    g.add_argument("--data-root", metavar="DIR", help="videos root (csv: relative paths are taken from it)")
+    g.add_argument("--split-dir", metavar="DIR", help="hmdb51: testTrainMulti_7030_splits; ucf101: ucfTrainTestlist")
+    g.add_argument("--split", type=_count(1), metavar="N", help="official split number, 1-3 (default 1)")
+    g.add_argument("--train-list", help=argparse.SUPPRESS)  # accepted for config.json symmetry
+    g.add_argument("--val-list", metavar="CSV", help="csv: CSV of path,label of the test videos")
+    g.add_argument("--loader", choices=("grain", "tf"), help="grain (default) or tf.data")
+    g.add_argument("--workers", type=_count(0), metavar="N",
+                   help="loader worker processes (default 2; 0 = inline)")
+    g.add_argument("--on-bad-video", choices=("skip", "raise"),
+                   help="skip (default: warned, listed in metrics.json) or stop at an unreadable video")
+    g.add_argument("--batch-size", type=_count(1), metavar="N", default=4,
+                   help="videos per model call (x views; default 4)")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-har", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="keras-har", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        epilog=__doc__.split("\n\n")[2], formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("evaluate", help="test metrics of a run or a preset on a dataset",
-                       description="Evaluate a model on a dataset's test split: writes metrics.json, "
-                                   "evaluation_<views>.json (per-class accuracy, confusion matrix, "
-                                   "per-video predictions) and confusion_matrix.png.")
+    p = sub.add_parser(
+        "evaluate", help="test metrics of a run or a preset on a dataset", formatter_class=formatter,
+        description=_text(
+            "Evaluate a model on a dataset's test split: top-1, top-5, mean class accuracy, "
+            "per-class accuracy, confusion matrix. With --run-dir the dataset and clip settings "
+            "are the run's (config.json); flags override them.",
+            "Writes metrics.json (the summary), evaluation.json (per-class accuracy, confusion "
+            "matrix, per-video predictions) and confusion_matrix.png into --output (default: "
+            "RUN_DIR/evaluation-VIEWS, or ./evaluation-VIEWS with --preset)."),
+        epilog="examples:\n  keras-har evaluate --run-dir runs/videomae_two_phase-20250101-120000 --views tta\n"
+               "  keras-har evaluate --preset ./videomae_k400_keras --dataset folder --data-root clips/ "
+               "--views official --num-clips 5",
+    )
     _add_model_args(p)
-    from keras_har.training.experiment import add_data_args
-
-    add_data_args(p)
-    for action in p._actions:
-        if action.dest in ("dataset", "split", "loader", "workers", "on_bad_video"):
-            action.default = None
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--output", help="where to write (default: the run directory, else .)")
+    _add_dataset_args(p)
+    p.add_argument("--output", metavar="DIR", help="where to write (default: see above)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k labels of video files",
-                       description="Label video files of any length and resolution with the "
-                                   "top-k classes and their probabilities.")
-    p.add_argument("videos", nargs="+", help="video files (.avi, .mp4, ...)")
+    p = sub.add_parser(
+        "predict", help="top-k labels of video files", formatter_class=formatter,
+        description=_text(
+            "Label video files of any length and resolution with the model's top-k classes and "
+            "their probabilities (softmax of the view-averaged logits).",
+            "A video shorter than a clip repeats its last frame; frames are resized on the short "
+            "edge and cropped. Unreadable files are reported on stderr, one line each, and the "
+            "exit status is 2; the other videos are still labelled."),
+        epilog="examples:\n  keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-20250101-120000\n"
+               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ...)")
     _add_model_args(p)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.add_argument("--top-k", type=_count(1), metavar="N", default=5, help="labels per video (default 5)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list: {video, views, num_views, top: [{label, probability}]} "
+                        "per video ({video, error} for an unreadable one)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("convert", help="write a Hugging Face / timm checkpoint as a keras-har preset",
-                       description="Convert SRC (a Hugging Face VideoMAE or timm ViT directory, a "
-                                   "timm state-dict file, an hf:// handle or a known name) into our "
-                                   "preset format at DEST.")
-    p.add_argument("src")
-    p.add_argument("dest")
-    p.add_argument("--num-classes", type=int, help="replace the head with a new one of this size")
-    p.add_argument("--overwrite", action="store_true")
+    p = sub.add_parser(
+        "convert", help="write a Hugging Face / timm checkpoint as a keras-har preset",
+        formatter_class=formatter,
+        description=_text(
+            "Convert SRC -- a Hugging Face VideoMAE (or transformers ViT) directory, a timm ViT "
+            "directory or state-dict file, an hf://org/name handle or a known preset name -- "
+            "into keras-har's preset format at DEST. Use it with --preset DEST, or in Python "
+            "with keras_har.load_classifier(DEST)."),
+        epilog="examples:\n  keras-har convert ./videomae-base-finetuned-kinetics ./videomae_k400_keras\n"
+               "  keras-har convert hf://timm/vit_small_patch16_224.augreg_in21k_ft_in1k ./vit_s --num-classes 51",
+    )
+    p.add_argument("src", metavar="SRC", help="the checkpoint to convert")
+    p.add_argument("dest", metavar="DEST", help="the preset directory to write")
+    p.add_argument("--num-classes", type=_count(1), metavar="N",
+                   help="replace the head with a new one of this size")
+    p.add_argument("--num-heads", type=_count(1), metavar="N",
+                   help="timm state-dict file: attention heads, when the file cannot tell")
+    p.add_argument("--image-size", type=_count(1), metavar="N",
+                   help="timm: input size (the position embedding is resampled)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing preset at DEST")
     p.set_defaults(func=cmd_convert)
     return parser
 
 
+def _text(*paragraphs):
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), 79) for p in paragraphs)
+
+
+def _version():
+    from keras_har import __version__
+
+    return __version__
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s",
+                        stream=_StderrProxy())
     try:
         return args.func(args)
     except CLIError as e:
-        print(f"keras-har {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (FileNotFoundError, ValueError) as e:
-        print(f"keras-har {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return EXIT_USAGE
+        message = _one_line(e)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `keras-har predict ... | head`: stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except SystemExit as e:  # e.g. a dataset index that raises SystemExit("message")
+        if not isinstance(e.code, str):
+            raise
+        message = _one_line(e.code)
+    except Exception as e:
+        from keras_har.data.decoding import VideoReadError
+
+        if _debug() or not isinstance(e, (OSError, ValueError, VideoReadError)):
+            raise
+        message = _one_line(e)
+    print(f"keras-har {args.command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ def classifier_class_for(preset):
     if preset.startswith(HF_PREFIX):
         return MeanPooledViTClassifier if preset[len(HF_PREFIX):].startswith("timm/") else VideoMAEClassifier
     path = pathlib.Path(preset).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{preset}: no such file or directory (nor an hf://org/name handle or a "
+            "known preset name)."
+        )
     if path.is_file():
         return MeanPooledViTClassifier  # a bare timm state dict
     if not (path / "config.json").exists():
@@ -30,19 +35,30 @@ def classifier_class_for(preset):
             "or a known preset name."
         )
     if (path / "task.json").exists():
+        from keras_har.models.video_classifier import VideoClassifier
+
         task = json.loads((path / "task.json").read_text())
-        cls = keras.saving.get_registered_object(task["registered_name"])
-        if cls is None:
-            raise ValueError(f"{path}/task.json names unknown class {task['registered_name']!r}.")
+        name = task.get("registered_name") if isinstance(task, dict) else None
+        cls = keras.saving.get_registered_object(name) if name else None
+        if not (isinstance(cls, type) and issubclass(cls, VideoClassifier)):
+            raise ValueError(
+                f"{path}/task.json names {name!r}, which is not a keras-har video classifier."
+            )
         return cls
-    config = json.loads((path / "config.json").read_text())
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}/config.json is not valid JSON ({e}).") from None
+    if not isinstance(config, dict):
+        config = {}
     if config.get("model_type") == "videomae":
         return VideoMAEClassifier
-    if "architecture" in config:
-        return MeanPooledViTClassifier
+    if "architecture" in config or config.get("model_type") == "vit":
+        return MeanPooledViTClassifier  # timm, or a transformers ViT
     raise ValueError(
         f"{path}/config.json is neither a VideoMAE (model_type 'videomae'), a timm "
-        "checkpoint ('architecture') nor a keras-har preset (task.json)."
+        "('architecture') or transformers ViT checkpoint nor a keras-har classifier "
+        "preset (task.json)."
     )
 
 
