@@ -58,26 +58,26 @@ TINY_VIT = dict(patch_size=8, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=
 def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     experiment.add_data_args(parser)
     g = parser.add_argument_group("model and training (unset: the seed's value; the synthetic profile differs)")
     g.add_argument("--preset", help="timm directory or state-dict file, hf://timm/..., a keras-har "
                    "preset, or 'tiny' (a small ViT from scratch).")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--grad-accum", type=int)
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--lr-backbone", type=float)
-    g.add_argument("--lr-head", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--lr-schedule", choices=("constant", "cosine"))
+    g.add_argument("--batch-size", type=int, help="clips per step (per optimizer update: x --grad-accum).")
+    g.add_argument("--grad-accum", type=int, help="gradient accumulation steps.")
+    g.add_argument("--epochs", type=int, help="training epochs (the improvement path: 20).")
+    g.add_argument("--lr-backbone", type=float, help="learning rate of the ViT backbone.")
+    g.add_argument("--lr-head", type=float, help="learning rate of the new head.")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (not on biases, norms, tokens).")
+    g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="constant, or cosine with linear warmup.")
     g.add_argument("--warmup-ratio", type=float, help="with --lr-schedule cosine.")
-    g.add_argument("--mixup-alpha", type=float)
-    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--mixup-alpha", type=float, help="Mixup (0 disables; the improvement path: 0.8).")
+    g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing.")
     g.add_argument("--consistent-crops", action="store_true",
                    help="draw the crop and flip once per clip (the seed's first fix).")
-    g.add_argument("--tta-views", type=int, choices=(1, 3, 6))
+    g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip; the improvement path: 6).")
     experiment.add_run_args(parser)
+    experiment.annotate_defaults(parser, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
     return parser
 
 
@@ -87,7 +87,7 @@ def build_model(args, class_names):
     from keras_har.models import MeanPooledViTClassifier
 
     if args.preset == "tiny":
-        return MeanPooledViTClassifier.from_config_tiny(
+        return MeanPooledViTClassifier.from_scratch(
             image_size=args.image_size, labels=class_names, **TINY_VIT
         )
     return MeanPooledViTClassifier.from_preset(

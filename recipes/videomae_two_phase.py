@@ -69,20 +69,19 @@ TINY_CONFIG = dict(patch_size=8, tubelet_size=2, hidden_size=64, num_layers=4, n
 def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] + " (see the module docstring for details)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     experiment.add_data_args(parser)
     g = parser.add_argument_group("model and training (unset: the seed's value; the synthetic profile differs)")
     g.add_argument("--preset", help="HF directory, hf://org/name, a known name "
                    "(e.g. videomae_base_kinetics) or 'tiny' (a small VideoMAE from scratch).")
-    g.add_argument("--batch-size", type=int)
+    g.add_argument("--batch-size", type=int, help="clips per step (per optimizer update: x --grad-accum).")
     g.add_argument("--grad-accum", type=int, help="gradient accumulation steps.")
-    g.add_argument("--epochs-phase1", type=int)
-    g.add_argument("--epochs-phase2", type=int)
-    g.add_argument("--lr-phase1", type=float)
-    g.add_argument("--lr-phase2", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--warmup-ratio", type=float)
+    g.add_argument("--epochs-phase1", type=int, help="phase 1 epochs (Mixup, cosine schedule).")
+    g.add_argument("--epochs-phase2", type=int, help="phase 2 epochs (from the best phase-1 checkpoint).")
+    g.add_argument("--lr-phase1", type=float, help="phase 1 peak learning rate (AdamW).")
+    g.add_argument("--lr-phase2", type=float, help="phase 2 peak learning rate.")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (not on biases, norms, tokens).")
+    g.add_argument("--warmup-ratio", type=float, help="fraction of each phase's steps of linear warmup.")
     g.add_argument("--mixup-alpha", type=float, help="phase 1 Mixup (0 disables).")
     g.add_argument("--cutmix-alpha", type=float, help="phase 1 CutMix (0 disables; official: 1.0).")
     g.add_argument("--label-smoothing", type=float, help="phase 2 label smoothing.")
@@ -91,6 +90,7 @@ def build_parser():
     g.add_argument("--drop-path", type=float, help="stochastic depth (official ViT-B: 0.1).")
     g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip).")
     experiment.add_run_args(parser)
+    experiment.annotate_defaults(parser, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
     return parser
 
 

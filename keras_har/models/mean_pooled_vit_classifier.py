@@ -159,9 +159,6 @@ class MeanPooledViTClassifier(VideoClassifier):
         )
         return cls(backbone, num_classes=num_classes, labels=labels, dropout=dropout)
 
-    # The recipes' name for a small from-scratch model.
-    from_config_tiny = from_scratch
-
     @classmethod
     def known_presets(cls):
         return {

@@ -60,7 +60,7 @@ def add_data_args(parser):
     g.add_argument("--num-frames", type=int, default=None, help="frames per clip (16).")
     g.add_argument("--sampling-rate", type=int, default=None, help="frame stride (2).")
     g.add_argument("--image-size", type=int, default=None, help="crop size (224); 32 works.")
-    g.add_argument("--loader", choices=("grain", "tf"), default="grain")
+    g.add_argument("--loader", choices=("grain", "tf"), default="grain", help="input pipeline front-end.")
     g.add_argument("--workers", type=int, default=2, help="loader worker processes.")
     g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip",
                    help="skip (warn and count) or raise on an unreadable video.")
@@ -71,7 +71,7 @@ def add_run_args(parser):
     g = parser.add_argument_group("run")
     g.add_argument("--output-dir", default=None, help="run directory (default runs/<recipe>-<time>).")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last epoch.")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="initial weights, data order, augmentation.")
     g.add_argument("--mixed-precision", action="store_true",
                    help="mixed_bfloat16 compute (float32 weights).")
     g.add_argument("--data-parallel", action="store_true",
@@ -84,6 +84,20 @@ def add_run_args(parser):
                    help="Keras fit verbosity (default: 1, a progress bar, on a terminal; "
                         "2, one line per epoch, when the output goes to a file).")
     return g
+
+
+def annotate_defaults(parser, real_defaults, synthetic_defaults):
+    """Show every flag's default in `--help`: the seed's value (and the
+    synthetic profile's where it differs) for the recipe's numbers."""
+    for action in parser._actions:
+        if action.help in (None, argparse.SUPPRESS):
+            continue
+        if action.dest in real_defaults:
+            real, synthetic = real_defaults[action.dest], synthetic_defaults.get(action.dest)
+            note = f"seed: {real}" + (f"; synthetic: {synthetic}" if synthetic != real else "")
+            action.help = f"{action.help} [{note}]"
+        elif action.default not in (None, False, argparse.SUPPRESS):
+            action.help = f"{action.help} [default: %(default)s]"
 
 
 def resolve_defaults(args, real_defaults, synthetic_defaults):
@@ -159,7 +173,8 @@ def build_datasets(args):
         return tuple(data.UCF101(args.data_root, args.split_dir, split=args.split, subset=s)
                      for s in ("train", "test"))
     if args.dataset == "folder":
-        return data.VideoFolder(args.data_root, subset="train"), data.VideoFolder(args.data_root, subset="val")
+        train = data.VideoFolder(args.data_root, subset="train")
+        return train, data.VideoFolder(args.data_root, subset="val", class_names=train.class_names)
     train = data.VideoCSV(args.train_list, root=args.data_root)
     return train, data.VideoCSV(args.val_list, root=args.data_root, class_names=train.class_names)
 
@@ -280,13 +295,15 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     paths = [p for p, _ in test_dataset.items]
     results = {}
     single = evaluation.evaluate(
-        model, make_loader(args, test_dataset, model, training=False, views="single"), paths=paths
+        model, make_loader(args, test_dataset, model, training=False, views="single", with_index=True),
+        paths=paths,
     )
     results["single_view"] = single
     if tta_views and tta_views > 1:
         tta = evaluation.evaluate(
             model,
-            make_loader(args, test_dataset, model, training=False, views=f"tta{tta_views}"),
+            make_loader(args, test_dataset, model, training=False, views=f"tta{tta_views}",
+                        with_index=True),
             paths=paths,
         )
     else:
