@@ -119,6 +119,16 @@ def _decode(path, wanted, seek=True, cap=None):
     return frames, end
 
 
+def _gather(path, frames, indices):
+    """`{index: frame}` -> frames at `indices` (the last decoded one standing in
+    for those past the end), shape `indices.shape + (H, W, 3)`."""
+    if not frames:
+        raise VideoReadError(f"{path}: no frame could be decoded (corrupt or empty video).")
+    last = frames[max(frames)]
+    out = np.stack([frames.get(int(i), last) for i in indices.ravel()])
+    return out.reshape(indices.shape + out.shape[1:])
+
+
 def read_frames(path, indices):
     """Decode the frames at `indices` (any order, repeats allowed) as RGB uint8
     `indices.shape + (H, W, 3)`.
@@ -128,11 +138,7 @@ def read_frames(path, indices):
     """
     indices = np.asarray(indices, dtype="int64")
     frames, _ = _decode(path, np.unique(indices))
-    if not frames:
-        raise VideoReadError(f"{path}: no frame could be decoded (corrupt or empty video).")
-    last = frames[max(frames)]
-    out = np.stack([frames.get(int(i), last) for i in indices.ravel()])
-    return out.reshape(indices.shape + out.shape[1:])
+    return _gather(path, frames, indices)
 
 
 def read_clip(path, choose_indices):
@@ -153,8 +159,4 @@ def read_clip(path, choose_indices):
     if end is not None and 0 < end < count:
         indices = np.asarray(choose_indices(end), dtype="int64")
         frames, _ = _decode(path, np.unique(indices))
-    if not frames:
-        raise VideoReadError(f"{path}: no frame could be decoded (corrupt or empty video).")
-    last = frames[max(frames)]
-    out = np.stack([frames.get(int(i), last) for i in indices.ravel()])
-    return out.reshape(indices.shape + out.shape[1:])
+    return _gather(path, frames, indices)
