@@ -96,6 +96,13 @@ def test_normalize():
     out = ct.normalize(frames, mean=(0.5, 0.5, 0.2), std=(0.5, 0.25, 0.1))
     np.testing.assert_allclose(out[0, 0, 0], [-1.0, 2.0, 0.0], atol=1e-6)
     assert out.dtype == np.float32
+    # A whole clip, flipped (a non-contiguous view), against the formula in numpy.
+    clip = np.random.default_rng(0).integers(0, 256, (4, 8, 10, 3), dtype=np.uint8)[:, :, ::-1]
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    out = ct.normalize(clip, mean, std)
+    expected = (clip / 255.0 - np.array(mean)) / np.array(std)
+    assert out.shape == clip.shape
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_decoded_clip_transform_is_consistent_and_official_views(tmp_path):
