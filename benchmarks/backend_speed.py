@@ -18,24 +18,45 @@ to bfloat16 for inference), for inference (batch 1 and 4) and a training step
     python benchmarks/backend_speed.py [--quick] [--json PATH]
         [--backends jax,torch,tensorflow] [--models videomae,vit] [--repeats N]
         [--variants torch:compile,tensorflow:graph] [--no-reference]
+        [--allocator auto|system|PATH] [--optimizer adamw|grouped]
 
 Columns: clips/s, the ratio to the reference (transformers / timm float32 eager,
 same mode and batch), achieved GFLOP/s (analytic model FLOPs: patch embedding
 + per layer 8*N*d^2 (qkv + proj) + 4*N^2*d (attention) + 4*N*d*m (MLP); x3 for
 a training step) and its fraction of the same framework's measured matmul peak
-for that dtype (a 2048^2 matmul in the same subprocess), peak RSS of the
-subprocess, and first-call compile time (first call minus steady state).
+for that dtype (a 2048^2 matmul in the same subprocess, compiled the way the
+row is: XLA for jax and tensorflow `xla`), peak RSS of the subprocess (and the
+device's peak memory on a GPU), and first-call compile time (first call minus
+steady state). After the table, the issue's targets for VideoMAE-B are checked
+against the rows of the same run ("Targets"; also under "targets" in --json).
 
 Keras inference runs `model.predict_on_batch` after `model.compile(jit_compile=...)`
 (the compiled predict function; one host transfer of the logits per call);
-training times `model.train_on_batch`. `jit_compile` per backend ("variant"):
-jax `xla` (always jitted), tensorflow `xla` (default) or `graph` (tf.function
-without XLA), torch `eager` (default) or `compile` (torch.compile).
+training times `model.train_on_batch` (`--optimizer grouped` uses the recipes'
+`build_adamw`, i.e. `GroupedAdamW`, instead of `keras.optimizers.AdamW`).
+`jit_compile` per backend ("variant"): jax `xla` (always jitted), tensorflow
+`xla` (default) or `graph` (tf.function without XLA: TensorFlow's oneDNN
+kernels, the fast bfloat16 path on x86), torch `eager` (default) or `compile`
+(torch.compile).
+
+Worker processes (all of them, the references included) run with
+tcmalloc preloaded when it is installed (`--allocator auto`; Debian/Ubuntu:
+`apt-get install libtcmalloc-minimal4`): XLA:CPU allocates its temporary
+buffers (12 GB for a VideoMAE-B training step) afresh for every call, and with
+glibc's malloc every call then page-faults all of it back in (~40% of a JAX
+training step in the kernel). `--allocator system` turns this off.
+
+Progress: a line per measured row on stderr as it comes. Full runs use one
+process per setting (for VideoMAE one for inference and one for training, so
+each row's peak RSS is its own); `--quick` one per (impl, backend, variant) to
+save start-up time.
 
 `--json` writes {"machine": {...}, "results": [{"model", "impl", "backend",
-"dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference", ...}]}.
-`--quick` uses tiny configs and finishes in well under 2 minutes. Runs on a GPU
-unchanged when the framework finds one (each row reports its device).
+"dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference", ...}],
+"targets": [...]}. `--quick` uses tiny configs and finishes in well under 2
+minutes. Runs on a GPU unchanged when the framework finds one (each row
+reports its device; the CPU-only settings -- allocator, XLA:CPU flags -- do
+not matter there).
 """
 
 import argparse
@@ -46,12 +67,15 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 NUM_CLASSES = 51
 RESULT_TAG = "@@BACKEND_SPEED@@ "
 INFER_BATCHES = (1, 4)
 TRAIN_BATCH = 2
+KEYS = ("model", "impl", "backend", "variant", "dtype")
 
 # transformers' VideoMAEConfig() defaults (VideoMAE-Base) and timm's ViT-S/16.
 FULL_CONFIGS = {
@@ -69,7 +93,15 @@ QUICK_CONFIGS = {
 REFERENCE_IMPL = {"videomae": "transformers", "vit": "timm"}
 DEFAULT_VARIANT = {"jax": "xla", "tensorflow": "xla", "torch": "eager"}
 # Extra variants (--variants backend:name): torch `compile`, tensorflow `graph`, and
-# `<variant>+einsum_attention` (the proposed VideoMAE attention change, patched in).
+# `<variant>+einsum_attention` (VideoMAE attention as explicit einsums, patched in).
+
+# Where tcmalloc usually lives (Debian / Ubuntu / Fedora), for --allocator auto.
+TCMALLOC_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib64/libtcmalloc_minimal.so.4",
+    "/usr/lib/libtcmalloc_minimal.so.4",
+)
 
 
 # --------------------------------------------------------------------------- FLOPs
@@ -118,8 +150,8 @@ def time_calls(fn, repeats, budget_s, sync=lambda: None):
 class KerasImpl:
     """Builds and times a keras-har model under the process's Keras backend."""
 
-    def __init__(self, backend, variant):
-        self.backend, self.variant = backend, variant
+    def __init__(self, backend, variant, optimizer="adamw"):
+        self.backend, self.variant, self.optimizer = backend, variant, optimizer
         if backend == "torch" or variant.startswith("compile"):
             import torch._dynamo  # noqa: F401  (before TensorFlow: see the module doc of tests/conftest.py)
         import keras
@@ -127,6 +159,10 @@ class KerasImpl:
         self.keras = keras
         if "einsum_attention" in variant:
             patch_einsum_attention()
+
+    @property
+    def jit(self):
+        return self.variant.split("+")[0] in ("xla", "compile")
 
     def device(self):
         if self.backend == "jax":
@@ -143,14 +179,37 @@ class KerasImpl:
         gpus = tf.config.list_physical_devices("GPU")
         return f"gpu:{gpus[0].name}" if gpus else "cpu"
 
+    def device_peak_mb(self):
+        """Peak accelerator memory of this process (None on the CPU)."""
+        try:
+            if self.backend == "jax":
+                import jax
+
+                dev = jax.devices()[0]
+                if dev.platform == "cpu":
+                    return None
+                return (dev.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
+            if self.backend == "torch":
+                import torch
+
+                return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                return None
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        except Exception:  # noqa: BLE001 - a statistic, not a result
+            return None
+
     def framework_version(self):
         import importlib
 
-        mod = importlib.import_module({"tensorflow": "tensorflow"}.get(self.backend, self.backend))
+        mod = importlib.import_module(self.backend)
         return f"keras {self.keras.__version__}, {self.backend} {mod.__version__}"
 
     def matmul_peak(self, dtype, size):
-        """Best GFLOP/s of a size^2 matmul in this framework and dtype."""
+        """Best GFLOP/s of a size^2 matmul in this framework and dtype, compiled
+        the way the rows are (XLA for jax and tensorflow `xla`)."""
         import numpy as np
 
         a = np.random.default_rng(0).standard_normal((size, size)).astype("float32")
@@ -176,13 +235,13 @@ class KerasImpl:
             import tensorflow as tf
 
             x = tf.cast(tf.constant(a), dtype)
-            f = tf.function(lambda u: tf.reduce_sum(tf.cast(tf.linalg.matmul(u, u)[:1, :1], "float32")))
+            f = tf.function(lambda u: tf.reduce_sum(tf.cast(tf.linalg.matmul(u, u)[:1, :1], "float32")),
+                            jit_compile=self.jit)
             run, sync = (lambda: f(x).numpy()), (lambda: None)
         return matmul_gflops(run, sync, size)
 
     def build(self, model, cfg, dtype):
-        keras = self.keras
-        policy = "mixed_bfloat16" if dtype == "mixed_bfloat16" else "float32"
+        policy = dtype  # "float32" or "mixed_bfloat16"
         if model == "videomae":
             from keras_har.models.videomae_backbone import VideoMAEBackbone
             from keras_har.models.videomae_classifier import VideoMAEClassifier
@@ -211,13 +270,17 @@ class KerasImpl:
 
     def compile(self, training):
         keras = self.keras
-        jit = self.variant.split("+")[0] in ("xla", "compile")
         if training:
-            opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.05, global_clipnorm=1.0)
+            if self.optimizer == "grouped":
+                from keras_har.training.optimizers import build_adamw
+
+                opt = build_adamw(self.net, learning_rate=1e-4, weight_decay=0.05, clip_norm=1.0)
+            else:
+                opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.05, global_clipnorm=1.0)
             self.net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                             jit_compile=jit)
+                             jit_compile=self.jit)
         else:
-            self.net.compile(jit_compile=jit)
+            self.net.compile(jit_compile=self.jit)
 
     def inference_fn(self, videos):
         net = self.net
@@ -239,8 +302,11 @@ class KerasImpl:
 
 def patch_einsum_attention():
     """Experiment (variant suffix `+einsum_attention`): VideoMAE attention as two
-    einsums and a softmax instead of `keras.ops.dot_product_attention` -- the
-    change proposed for `VideoMAEAttention.call` on the jax / tensorflow backends."""
+    einsums and a softmax (in the compute dtype) instead of
+    `keras.ops.dot_product_attention`. Faster under jax (whose
+    `jax.nn.dot_product_attention` vmaps over head groups and scales the
+    logits) and tensorflow `graph` in bfloat16 (no float32 round trip of the
+    logits); slower under torch (no fused SDPA kernel), so not the model's code."""
     from keras import ops
 
     from keras_har.models.videomae_backbone import VideoMAEAttention
@@ -270,7 +336,7 @@ class TorchReference:
 
     backend = "torch"
 
-    def __init__(self, impl, variant):
+    def __init__(self, impl, variant, optimizer="adamw"):
         import torch
         import torch._dynamo  # noqa: F401
 
@@ -280,6 +346,9 @@ class TorchReference:
     def device(self):
         torch = self.torch
         return "cuda:" + torch.cuda.get_device_name(0) if self.dev == "cuda" else "cpu"
+
+    def device_peak_mb(self):
+        return self.torch.cuda.max_memory_allocated() / 2**20 if self.dev == "cuda" else None
 
     def framework_version(self):
         import importlib
@@ -314,7 +383,6 @@ class TorchReference:
                 intermediate_size=cfg["intermediate_size"], num_labels=NUM_CLASSES,
             )
             net = VideoMAEForVideoClassification(config)
-            self.channels_first = True
             self.forward = lambda x: net(pixel_values=x).logits
         else:
             import timm
@@ -337,7 +405,6 @@ class TorchReference:
                     return self.head(feats.mean(1))
 
             net = FrameMeanViT()
-            self.channels_first = True
             self.forward = net
         net = net.to(self.dev)
         if dtype == "bfloat16":
@@ -402,16 +469,22 @@ def matmul_gflops(run, sync, size, repeats=3):
     return 2.0 * size**3 / best / 1e9
 
 
+def job_modes(job):
+    """The (mode, batch) pairs a job times, in order."""
+    modes = [("inference", b) for b in INFER_BATCHES]
+    if job.get("train", True):
+        modes.append(("train", TRAIN_BATCH))
+    return [(m, b) for m, b in modes if f"{m}{b}" in job.get("modes", f"{m}{b}")]
+
+
 def run_job(job):
-    """One (model, impl, backend, variant, dtype) job: yields result rows."""
+    """One (model, impl, backend, variant, dtype) job: prints result rows."""
     import numpy as np
 
-    model, impl, backend, variant, dtype = (job[k] for k in ("model", "impl", "backend", "variant", "dtype"))
+    model, impl, backend, variant, dtype = (job[k] for k in KEYS)
     cfg = (QUICK_CONFIGS if job["quick"] else FULL_CONFIGS)[model]
-    if impl == "keras_har":
-        runner = KerasImpl(backend, variant)
-    else:
-        runner = TorchReference(impl, variant)
+    cls = KerasImpl if impl == "keras_har" else TorchReference
+    runner = cls(backend, variant, job.get("optimizer", "adamw")) if impl == "keras_har" else cls(impl, variant)
     sync = getattr(runner, "sync", lambda: None)
     peak_dtype = "float32" if dtype == "float32" else "bfloat16"
     matmul_peak = runner.matmul_peak(peak_dtype, 512 if job["quick"] else 2048)
@@ -419,12 +492,9 @@ def run_job(job):
     flops = model_flops(model, cfg)
     base = dict(model=model, impl=impl, backend=backend, variant=variant, dtype=dtype,
                 device=runner.device(), framework=runner.framework_version(), params=int(params),
-                gflop_per_clip_forward=flops / 1e9, matmul_peak_gflops=matmul_peak)
-    modes = [("inference", b) for b in INFER_BATCHES]
-    if job.get("train", True):
-        modes.append(("train", TRAIN_BATCH))
-    modes = [(m, b) for m, b in modes if f"{m}{b}" in job.get("modes", f"{m}{b}")]
-    for mode, batch in modes:
+                gflop_per_clip_forward=flops / 1e9, matmul_peak_gflops=matmul_peak,
+                optimizer=job.get("optimizer", "adamw") if impl == "keras_har" else "torch.optim.AdamW")
+    for mode, batch in job_modes(job):
         row = dict(base, mode=mode, batch_size=batch)
         try:
             runner.compile(training=mode == "train")
@@ -445,6 +515,7 @@ def run_job(job):
         except Exception as exc:  # noqa: BLE001 - a failed setting is a row, not a crash
             row.update(error=f"{type(exc).__name__}: {str(exc)[:300]}")
         row["peak_rss_mb"] = _max_rss_mb()
+        row["device_peak_mb"] = runner.device_peak_mb()
         print(RESULT_TAG + json.dumps(row), flush=True)
 
 
@@ -454,7 +525,7 @@ def worker_main(jobs):
             run_job(job)
         except Exception as exc:  # noqa: BLE001
             print(RESULT_TAG + json.dumps(dict(
-                {k: job[k] for k in ("model", "impl", "backend", "variant", "dtype")},
+                {k: job[k] for k in KEYS},
                 mode="setup", batch_size=0, error=f"{type(exc).__name__}: {str(exc)[:300]}")), flush=True)
 
 
@@ -482,6 +553,16 @@ def cpu_flags():
     return []
 
 
+def memory_gb():
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
 def load_average():
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -489,9 +570,21 @@ def load_average():
         return None
 
 
+def find_allocator(choice):
+    """The malloc library to preload into the workers (None: the system's)."""
+    if choice == "system":
+        return None
+    if choice != "auto":
+        if not pathlib.Path(choice).exists():
+            raise SystemExit(f"--allocator {choice}: no such file")
+        return choice
+    return next((p for p in TCMALLOC_PATHS if pathlib.Path(p).exists()), None)
+
+
 def make_jobs(args):
     jobs = []
-    common = dict(quick=args.quick, repeats=args.repeats, budget_s=args.budget, modes=args.modes)
+    common = dict(quick=args.quick, repeats=args.repeats, budget_s=args.budget, modes=args.modes,
+                  optimizer=args.optimizer)
     extra = {}
     for item in filter(None, args.variants.split(",")):
         backend, variant = item.split(":")
@@ -509,28 +602,62 @@ def make_jobs(args):
             for dtype in [d for d in ("float32", "mixed_bfloat16", "bfloat16") if d in args.dtypes]:
                 jobs.append(dict(common, model=model, impl=impl, backend="torch", variant="eager",
                                  dtype=dtype, train=dtype != "bfloat16"))
-    return jobs
+    return [job for job in jobs if job_modes(job)]
 
 
-def run_group(jobs, env_backend, timeout, log):
-    env = {**os.environ, "KERAS_BACKEND": env_backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+def split_by_phase(job):
+    """A full-run VideoMAE job as an inference job and a train job (separate
+    processes: each row's peak RSS is then its own, and the inference buffers
+    do not sit under a 15 GB training step). ViT jobs stay whole (small)."""
+    if job["model"] != "videomae":
+        return [job]
+    modes = [f"{m}{b}" for m, b in job_modes(job)]
+    parts = [[m for m in modes if m.startswith("inference")], [m for m in modes if m.startswith("train")]]
+    return [dict(job, modes=part) for part in parts if part]
+
+
+def worker_env(backend, allocator):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, __file__, "--worker", json.dumps(jobs)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-        out, err, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err, rc = f"timeout after {timeout} s", "timeout"
-    rows = [json.loads(line[len(RESULT_TAG):]) for line in out.splitlines() if line.startswith(RESULT_TAG)]
-    done = {(r["model"], r["impl"], r["backend"], r["variant"], r["dtype"]) for r in rows}
-    for job in jobs:
-        key = tuple(job[k] for k in ("model", "impl", "backend", "variant", "dtype"))
-        if key not in done:
-            rows.append(dict(zip(("model", "impl", "backend", "variant", "dtype"), key), mode="setup",
-                             batch_size=0, error=f"worker exit {rc}: {err.strip()[-300:]}"))
+    if allocator:
+        env["LD_PRELOAD"] = " ".join(filter(None, [allocator, os.environ.get("LD_PRELOAD", "")]))
+        env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(2**40))  # no "large alloc" lines
+    return env
+
+
+def run_group(jobs, env, timeout, log, on_row):
+    """Runs jobs in one worker process; calls on_row(row) as each row arrives."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(jobs)]
+    rows = []
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        killed = threading.Event()
+        timer = threading.Timer(timeout, lambda: (killed.set(), proc.kill()))
+        timer.start()
+        try:
+            for line in proc.stdout:
+                if line.startswith(RESULT_TAG):
+                    row = json.loads(line[len(RESULT_TAG):])
+                    rows.append(row)
+                    on_row(row)
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+        if killed.is_set():
+            rc = f"{rc} (killed after the {timeout:.0f} s timeout)"
+        err.seek(0)
+        stderr = err.read()
     if log:
-        log.write(err)
+        log.write(stderr)
+    done = {tuple(r[k] for k in KEYS) + (r["mode"], r["batch_size"]) for r in rows}
+    for job in jobs:
+        key = tuple(job[k] for k in KEYS)
+        for mode, batch in job_modes(job):
+            if key + (mode, batch) not in done:
+                row = dict(zip(KEYS, key), mode=mode, batch_size=batch,
+                           error=f"worker exit {rc}: {stderr.strip()[-300:]}")
+                rows.append(row)
+                on_row(row)
     return rows
 
 
@@ -541,6 +668,60 @@ def add_ratios(rows):
         ref = refs.get((r["model"], r["mode"], r["batch_size"]))
         r["ratio_vs_reference"] = (r["clips_per_s"] / ref) if ref and "clips_per_s" in r else None
     return rows
+
+
+def _setting(r):
+    return f"{r['backend']}/{r['variant']} {r['dtype']}" if r["impl"] == "keras_har" else f"{r['impl']} {r['dtype']}"
+
+
+def check_targets(rows, model="videomae"):
+    """The issue's targets, from the rows of this run (a target whose rows are
+    missing is reported as not measured)."""
+    ok = [r for r in rows if r["model"] == model and "clips_per_s" in r]
+    ref_impl = REFERENCE_IMPL[model]
+
+    def pick(**kw):
+        return [r for r in ok if all(r.get(k) == v for k, v in kw.items())]
+
+    def best(rs):
+        return max(rs, key=lambda r: r["clips_per_s"]) if rs else None
+
+    targets = []
+
+    def add(name, threshold, ours, theirs):
+        value = ours["clips_per_s"] / theirs["clips_per_s"] if ours and theirs else None
+        targets.append(dict(
+            target=name, threshold=threshold, value=value,
+            met=None if value is None else value >= threshold,
+            ours=_setting(ours) if ours else None, reference=_setting(theirs) if theirs else None,
+            ours_clips_per_s=ours and ours["clips_per_s"], reference_clips_per_s=theirs and theirs["clips_per_s"]))
+
+    for b in INFER_BATCHES:
+        ours = best(pick(impl="keras_har", mode="inference", batch_size=b))
+        add(f"inference b{b}: fastest keras_har >= 2.0x {ref_impl} float32", 2.0, ours,
+            best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="float32")))
+        add(f"inference b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0, ours,
+            best(pick(impl=ref_impl, mode="inference", batch_size=b)))
+    add(f"train b{TRAIN_BATCH}: jax float32 >= 1.3x {ref_impl} float32", 1.3,
+        best(pick(impl="keras_har", backend="jax", dtype="float32", mode="train")),
+        best(pick(impl=ref_impl, dtype="float32", mode="train")))
+    # Same precision: float32 against float32, mixed_bfloat16 against autocast.
+    for dtype in ("float32", "mixed_bfloat16"):
+        for mode, b in [("inference", x) for x in INFER_BATCHES] + [("train", TRAIN_BATCH)]:
+            add(f"torch backend {mode} b{b} {dtype}: within 1.15x of {ref_impl} (>= 1/1.15)", 1 / 1.15,
+                best(pick(impl="keras_har", backend="torch", variant="eager", dtype=dtype, mode=mode,
+                          batch_size=b)),
+                best(pick(impl=ref_impl, dtype=dtype, mode=mode, batch_size=b)))
+    return targets
+
+
+def targets_markdown(targets):
+    lines = ["| target | measured | met | keras_har setting | reference setting |", "|---|---|---|---|---|"]
+    for t in targets:
+        value = "not measured" if t["value"] is None else f"{t['value']:.2f}x"
+        met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {value} | {met} | {t['ours'] or '-'} | {t['reference'] or '-'} |")
+    return "\n".join(lines)
 
 
 def markdown_table(rows):
@@ -554,12 +735,25 @@ def markdown_table(rows):
                          "| | | | | | | |")
             continue
         ratio = f"{r['ratio_vs_reference']:.2f}x" if r.get("ratio_vs_reference") else "-"
+        rss = f"{r['peak_rss_mb']:.0f}"
+        if r.get("device_peak_mb"):
+            rss += f" (device {r['device_peak_mb']:.0f})"
         lines.append(
             f"| {r['model']} | {r['impl']} | {r['backend']} | {r['variant']} | {r['dtype']} | {r['mode']} "
             f"| {r['batch_size']} | {r['clips_per_s']:.3g} | {ratio} | {r['step_time_s']:.3g} "
             f"| {r['achieved_gflops']:.0f} | {100 * r['peak_fraction']:.0f}% | {r['matmul_peak_gflops']:.0f} "
-            f"| {r['compile_time_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+            f"| {r['compile_time_s']:.1f} | {rss} |")
     return "\n".join(lines)
+
+
+def progress_line(row, done, total, start):
+    head = (f"[{done}/{total} {time.perf_counter() - start:5.0f} s] {row['model']} {row['impl']} "
+            f"{row['backend']}/{row['variant']} {row['dtype']} {row['mode']} b{row['batch_size']}: ")
+    if "clips_per_s" not in row:
+        return head + "failed: " + row.get("error", "")[:200]
+    return head + (f"{row['clips_per_s']:.3g} clips/s, {row['step_time_s']:.3g} s/step, "
+                   f"compile {row['compile_time_s']:.1f} s, RSS {row['peak_rss_mb'] / 1024:.1f} GB, "
+                   f"load {os.getloadavg()[0]:.1f}")
 
 
 def main(argv=None):
@@ -572,11 +766,15 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=None,
                         help="stop timing a setting after this many seconds (>= 1 timed call)")
     parser.add_argument("--variants", default="",
-                        help="extra jit variants, e.g. torch:compile,tensorflow:graph")
+                        help="extra jit variants, e.g. torch:compile,tensorflow:graph,jax:xla+einsum_attention")
     parser.add_argument("--modes", default="inference1,inference4,train2",
                         help="which of inference1,inference4,train2 to time")
     parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16",
                         help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16")
+    parser.add_argument("--optimizer", default="adamw", choices=("adamw", "grouped"),
+                        help="keras_har training step: keras AdamW or the recipes' GroupedAdamW")
+    parser.add_argument("--allocator", default="auto",
+                        help="malloc preloaded into every worker: auto (tcmalloc if installed), system, or a path")
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per worker process")
     parser.add_argument("--log", help="append the workers' stderr here")
@@ -598,38 +796,56 @@ def main(argv=None):
     if args.repeats is None:
         args.repeats = 5 if args.quick else 3
     if args.budget is None:
-        args.budget = 2.0 if args.quick else 60.0
+        args.budget = 2.0 if args.quick else 30.0
     if args.timeout is None:
         args.timeout = 300.0 if args.quick else 1800.0
+    allocator = find_allocator(args.allocator)
 
     jobs = make_jobs(args)
-    # Full runs: one process per job, so peak RSS is that job's. --quick: one
-    # process per (impl, backend) to save start-up time (RSS then cumulative).
+    # --quick: one process per (impl, backend, variant) to save start-up time
+    # (RSS then cumulative). Full runs: one per job and phase.
     groups = {}
     for job in jobs:
-        key = (job["impl"], job["backend"], job["variant"]) if args.quick else len(groups)
-        groups.setdefault(key, []).append(job)
-    machine = dict(cpu=cpu_name(), cpu_count=os.cpu_count(), cpu_flags=cpu_flags(),
+        if args.quick:
+            groups.setdefault((job["impl"], job["backend"], job["variant"]), []).append(job)
+        else:
+            for part in split_by_phase(job):
+                groups[len(groups)] = [part]
+    total = sum(len(job_modes(j)) for j in jobs)
+    machine = dict(cpu=cpu_name(), cpu_count=os.cpu_count(), cpu_flags=cpu_flags(), memory_gb=memory_gb(),
                    platform=platform.platform(), python=platform.python_version(),
+                   allocator=allocator or "system", xla_flags=os.environ.get("XLA_FLAGS", ""),
                    load_average_before=load_average(), quick=args.quick)
+    print(f"# {len(jobs)} settings, {total} rows, {len(groups)} worker processes; CPU {machine['cpu']} "
+          f"({machine['cpu_count']} cores), allocator {machine['allocator']}, load {machine['load_average_before']}",
+          file=sys.stderr, flush=True)
     log = open(args.log, "a") if args.log else None
     rows = []
     start = time.perf_counter()
+
+    count = [0]
+
+    def on_row(row):
+        count[0] += 1
+        print(progress_line(row, count[0], total, start), file=sys.stderr, flush=True)
+
     for group in groups.values():
-        env_backend = group[0]["backend"] if group[0]["impl"] == "keras_har" else "torch"
-        t0 = time.perf_counter()
-        rows.extend(run_group(group, env_backend, args.timeout, log))
         g = group[0]
-        print(f"# {g['impl']}/{g['backend']}/{g['variant']} {[j['model'] + ':' + j['dtype'] for j in group]} "
-              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        env = worker_env(g["backend"] if g["impl"] == "keras_har" else "torch", allocator)
+        rows.extend(run_group(group, env, args.timeout, log, on_row))
     machine.update(load_average_after=load_average(), wall_time_s=time.perf_counter() - start)
     rows = add_ratios(rows)
-    print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores); load average before "
-          f"{machine['load_average_before']}, after {machine['load_average_after']}; "
-          f"wall {machine['wall_time_s']:.0f} s")
+    targets = check_targets(rows) if "videomae" in args.models and not args.quick else []
+    print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
+          f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
+          f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s")
     print(markdown_table(rows))
+    if targets:
+        print("\nTargets (VideoMAE-B, this run):\n")
+        print(targets_markdown(targets))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=1))
+        pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": rows, "targets": targets},
+                                                      indent=1))
     if log:
         log.close()
     return 0 if all("clips_per_s" in r for r in rows) else 1

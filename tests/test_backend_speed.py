@@ -1,6 +1,8 @@
 """`benchmarks/backend_speed.py --quick` runs on the current backend (beside the
-PyTorch references) and writes JSON in the documented schema."""
+PyTorch references), reports a progress line per row and writes JSON in the
+documented schema; the target check reads the rows it should."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -15,6 +17,13 @@ ROW_KEYS = {"model", "impl", "backend", "dtype", "mode", "batch_size", "clips_pe
             "device"}
 
 
+def load_script():
+    spec = importlib.util.spec_from_file_location("backend_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_backend_speed_quick_writes_json(tmp_path):
     backend = keras.backend.backend()
     out = tmp_path / "speed.json"
@@ -24,7 +33,7 @@ def test_backend_speed_quick_writes_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert {"cpu", "cpu_count", "load_average_before"} <= set(report["machine"])
+    assert {"cpu", "cpu_count", "load_average_before", "allocator"} <= set(report["machine"])
     rows = report["results"]
     for row in rows:
         assert ROW_KEYS <= set(row), sorted(ROW_KEYS - set(row))
@@ -38,3 +47,43 @@ def test_backend_speed_quick_writes_json(tmp_path):
     refs = [r for r in rows if r["impl"] in ("transformers", "timm") and r["dtype"] == "float32"]
     assert all(abs(r["ratio_vs_reference"] - 1.0) < 1e-9 for r in refs)
     assert all(r["ratio_vs_reference"] > 0 for r in rows)
+    # A progress line per row as it is measured, so a long run is not silent.
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == len(rows), proc.stderr[-3000:]
+    assert progress[-1].startswith(f"[{len(rows)}/{len(rows)} ")
+
+
+def test_targets_read_the_right_rows():
+    bench = load_script()
+
+    def row(impl, backend, dtype, mode, batch, clips, variant=None):
+        variant = variant or ("eager" if impl != "keras_har" else bench.DEFAULT_VARIANT[backend])
+        return dict(model="videomae", impl=impl, backend=backend, variant=variant, dtype=dtype, mode=mode,
+                    batch_size=batch, clips_per_s=clips)
+
+    rows = [
+        row("transformers", "torch", "float32", "inference", 1, 1.0),
+        row("transformers", "torch", "bfloat16", "inference", 1, 1.5),
+        row("transformers", "torch", "mixed_bfloat16", "inference", 1, 1.4),
+        row("keras_har", "jax", "float32", "inference", 1, 1.2),
+        row("keras_har", "torch", "mixed_bfloat16", "inference", 1, 2.1),
+        row("keras_har", "torch", "float32", "inference", 1, 0.9),
+        row("transformers", "torch", "float32", "train", 2, 0.1),
+        row("keras_har", "jax", "float32", "train", 2, 0.14),
+        row("keras_har", "torch", "float32", "train", 2, 0.2, variant="compile"),  # not the eager row
+    ]
+    by_name = {t["target"]: t for t in bench.check_targets(rows)}
+    fast = by_name["inference b1: fastest keras_har >= 2.0x transformers float32"]
+    assert fast["value"] == 2.1 and fast["met"] and fast["ours"] == "torch/eager mixed_bfloat16"
+    best = by_name["inference b1: fastest keras_har >= 1.0x the best transformers setting"]
+    assert abs(best["value"] - 1.4) < 1e-9 and best["met"] and best["reference"] == "transformers bfloat16"
+    train = by_name["train b2: jax float32 >= 1.3x transformers float32"]
+    assert abs(train["value"] - 1.4) < 1e-9 and train["met"]
+    torch32 = by_name["torch backend inference b1 float32: within 1.15x of transformers (>= 1/1.15)"]
+    assert abs(torch32["value"] - 0.9) < 1e-9 and torch32["met"]
+    torch_bf16 = by_name["torch backend inference b1 mixed_bfloat16: within 1.15x of transformers (>= 1/1.15)"]
+    assert abs(torch_bf16["value"] - 1.5) < 1e-9
+    torch_train = by_name["torch backend train b2 float32: within 1.15x of transformers (>= 1/1.15)"]
+    assert torch_train["value"] is None and torch_train["met"] is None  # only a compile row: not measured
+    assert by_name["inference b4: fastest keras_har >= 2.0x transformers float32"]["met"] is None
+    assert "| **no** |" not in bench.targets_markdown(bench.check_targets(rows)[:2])
