@@ -24,8 +24,9 @@ Columns: clips/s, the ratio to the reference (transformers / timm float32 eager,
 same mode and batch), achieved GFLOP/s (analytic model FLOPs: patch embedding
 + per layer 8*N*d^2 (qkv + proj) + 4*N^2*d (attention) + 4*N*d*m (MLP); x3 for
 a training step) and its fraction of the same framework's measured matmul peak
-for that dtype (a 2048^2 matmul in the same subprocess, compiled the way the
-row is: XLA for jax and tensorflow `xla`), peak RSS of the subprocess (and the
+for that dtype (a 2048^2 matmul timed in every worker, compiled the way the
+row is: XLA for jax and tensorflow `xla`; the best reading of the run per
+framework, kernels and dtype, as one reading varies up to 2x), peak RSS of the subprocess (and the
 device's peak memory on a GPU), and first-call compile time (first call minus
 steady state). After the table, the issue's targets for VideoMAE-B are checked
 against the rows of the same run ("Targets"; also under "targets" in --json).
@@ -53,10 +54,10 @@ save start-up time.
 
 `--json` writes {"machine": {...}, "results": [{"model", "impl", "backend",
 "dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference", ...}],
-"targets": [...]}. `--quick` uses tiny configs and finishes in well under 2
-minutes. Runs on a GPU unchanged when the framework finds one (each row
-reports its device; the CPU-only settings -- allocator, XLA:CPU flags -- do
-not matter there).
+"targets": [...]}; `--report PATH` prints a saved one's table again. `--quick`
+uses tiny configs and finishes in well under 2 minutes. Runs on a GPU
+unchanged when the framework finds one (each row reports its device; the
+CPU-only settings -- allocator, XLA:CPU flags -- do not matter there).
 """
 
 import argparse
@@ -670,6 +671,34 @@ def add_ratios(rows):
     return rows
 
 
+def kernel_family(r):
+    """Rows whose matmuls run on the same kernels: every torch row (keras_har's
+    torch backend and the references), jax, tensorflow `xla` and `graph` apart."""
+    framework = "torch" if r["impl"] != "keras_har" or r["backend"] == "torch" else r["backend"]
+    kernels = r["variant"] if framework == "tensorflow" else ""
+    dtype = "float32" if r["dtype"] == "float32" else "bfloat16"
+    return framework, kernels, dtype, r.get("device", "")
+
+
+def pool_matmul_peaks(rows):
+    """One matmul peak per kernel family and dtype: the best of the run's
+    measurements. A single 2048^2 matmul timed in each worker varies by up to
+    2x on a busy 2-core machine, which made fractions above 100%; each
+    worker's own reading stays in `matmul_peak_worker_gflops`."""
+    best = {}
+    for r in rows:
+        if r.get("matmul_peak_gflops"):
+            r.setdefault("matmul_peak_worker_gflops", r["matmul_peak_gflops"])
+            key = kernel_family(r)
+            best[key] = max(best.get(key, 0.0), r["matmul_peak_worker_gflops"])
+    for r in rows:
+        if r.get("matmul_peak_gflops"):
+            r["matmul_peak_gflops"] = best[kernel_family(r)]
+            if "achieved_gflops" in r:
+                r["peak_fraction"] = r["achieved_gflops"] / r["matmul_peak_gflops"]
+    return rows
+
+
 def _setting(r):
     return f"{r['backend']}/{r['variant']} {r['dtype']}" if r["impl"] == "keras_har" else f"{r['impl']} {r['dtype']}"
 
@@ -779,9 +808,20 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=None, help="seconds per worker process")
     parser.add_argument("--log", help="append the workers' stderr here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--report", metavar="JSON",
+                        help="print the table and targets of a saved --json again (nothing is measured)")
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(json.loads(args.worker))
+    if args.report:
+        try:
+            saved = json.loads(pathlib.Path(args.report).read_text())
+            machine, rows = saved["machine"], saved["results"]
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--report {args.report}: not a backend_speed --json file ({exc})")
+        targets = [] if machine.get("quick") or not any(r["model"] == "videomae" for r in rows) else None
+        print_report(machine, rows, args.json, targets=targets)
+        return 0
 
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -834,8 +874,18 @@ def main(argv=None):
         env = worker_env(g["backend"] if g["impl"] == "keras_har" else "torch", allocator)
         rows.extend(run_group(group, env, args.timeout, log, on_row))
     machine.update(load_average_after=load_average(), wall_time_s=time.perf_counter() - start)
-    rows = add_ratios(rows)
-    targets = check_targets(rows) if "videomae" in args.models and not args.quick else []
+    print_report(machine, rows, args.json, targets=[] if "videomae" not in args.models or args.quick else None)
+    if log:
+        log.close()
+    return 0 if all("clips_per_s" in r for r in rows) else 1
+
+
+def print_report(machine, rows, json_path=None, targets=None):
+    """The table and the targets (computed from the rows unless given); with
+    json_path, also the JSON."""
+    rows = pool_matmul_peaks(add_ratios(rows))
+    if targets is None:
+        targets = check_targets(rows)
     print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
           f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
           f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s")
@@ -843,12 +893,9 @@ def main(argv=None):
     if targets:
         print("\nTargets (VideoMAE-B, this run):\n")
         print(targets_markdown(targets))
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"machine": machine, "results": rows, "targets": targets},
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps({"machine": machine, "results": rows, "targets": targets},
                                                       indent=1))
-    if log:
-        log.close()
-    return 0 if all("clips_per_s" in r for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -51,6 +51,45 @@ def test_backend_speed_quick_writes_json(tmp_path):
     progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
     assert len(progress) == len(rows), proc.stderr[-3000:]
     assert progress[-1].startswith(f"[{len(rows)}/{len(rows)} ")
+    # --report prints the saved run's table again without measuring anything.
+    again = subprocess.run([sys.executable, str(SCRIPT), "--report", str(out)], capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = [line for line in again.stdout.splitlines() if line.startswith(("| videomae ", "| vit "))]
+    assert len(table) == len(rows) and not again.stderr.startswith("[")
+    assert table == [line for line in proc.stdout.splitlines() if line.startswith(("| videomae ", "| vit "))]
+
+
+def test_report_of_a_bad_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "not_a_report.json"
+    bad.write_text('{"rows": []}')
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--report", str(bad)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "not_a_report.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_matmul_peak_is_the_best_reading_per_framework_and_dtype():
+    bench = load_script()
+
+    def row(impl, backend, variant, dtype, worker_peak, gflops):
+        return dict(model="vit", impl=impl, backend=backend, variant=variant, dtype=dtype, device="cpu",
+                    matmul_peak_gflops=worker_peak, achieved_gflops=gflops)
+
+    rows = bench.pool_matmul_peaks([
+        row("timm", "torch", "eager", "float32", 103.0, 166.0),            # a low reading in a busy worker
+        row("keras_har", "torch", "eager", "float32", 187.0, 119.0),
+        row("keras_har", "torch", "eager", "mixed_bfloat16", 423.0, 282.0),  # bf16: its own peak
+        row("timm", "torch", "eager", "bfloat16", 213.0, 297.0),
+        row("keras_har", "tensorflow", "graph", "float32", 215.0, 152.0),   # oneDNN: not XLA's peak
+        row("keras_har", "tensorflow", "xla", "float32", 169.0, 145.0),
+        row("keras_har", "jax", "xla", "float32", 202.0, 128.0),
+    ])
+    peaks = [r["matmul_peak_gflops"] for r in rows]
+    assert peaks == [187.0, 187.0, 423.0, 423.0, 215.0, 169.0, 202.0]
+    assert [r["matmul_peak_worker_gflops"] for r in rows][:2] == [103.0, 187.0]
+    for r in rows:
+        assert abs(r["peak_fraction"] - r["achieved_gflops"] / r["matmul_peak_gflops"]) < 1e-12
+        assert r["peak_fraction"] <= 1.0
 
 
 def test_targets_read_the_right_rows():
