@@ -26,7 +26,8 @@ for backend in ${BACKENDS:-jax torch tensorflow}; do
   log=$(mktemp)
   KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  summary=$(grep -E '^=+ .* in [0-9.]+s' "$log" | tail -1)
+  # pytest's last line: "N passed, M skipped, ... in 12.3s" (with -q, no ===== around it)
+  summary=$(grep -E '^=* *[0-9]+ (passed|failed|errors?|skipped|deselected|warnings?)\b.* in [0-9.]+s' "$log" | tail -1)
   p=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
   f=$(echo "$summary" | grep -oE '[0-9]+ (failed|error|errors)' | awk '{s+=$1} END {print s+0}')
   s=$(echo "$summary" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || echo 0)
