@@ -215,28 +215,9 @@ def _dataset_settings(args, saved):
 def _test_dataset(settings, class_names):
     """The test index of the dataset flags, labelled with the model's classes
     where the format allows it."""
-    from keras_har import data
+    from keras_har.training.experiment import dataset_index
 
-    name, root = settings["dataset"], settings.get("data_root")
-    need = {"hmdb51": ("data_root", "split_dir"), "ucf101": ("data_root", "split_dir"),
-            "folder": ("data_root",), "csv": ("val_list",)}.get(name, ())
-    missing = [f"--{n.replace('_', '-')}" for n in need if not settings.get(n)]
-    if missing:
-        raise CLIError(f"--dataset {name} needs {' and '.join(missing)}")
-    split = int(settings.get("split") or 1)
-    if name == "synthetic":
-        from keras_har.training.experiment import DEFAULT_SYNTHETIC_ROOT
-
-        videos, splits = data.ensure_synthetic_dataset(pathlib.Path(root or DEFAULT_SYNTHETIC_ROOT), seed=0)
-        return data.HMDB51(videos, splits, split=1, subset="test")
-    if name == "hmdb51":
-        return data.HMDB51(root, settings["split_dir"], split=split, subset="test")
-    if name == "ucf101":
-        return data.UCF101(root, settings["split_dir"], split=split, subset="test")
-    if name == "folder":
-        subset = "val" if (pathlib.Path(root) / "val").is_dir() else None
-        return data.VideoFolder(root, subset=subset, class_names=class_names)
-    return data.VideoCSV(settings["val_list"], root=root, class_names=class_names)
+    return dataset_index(settings, "test", class_names=class_names)
 
 
 def cmd_evaluate(args):

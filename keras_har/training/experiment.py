@@ -150,33 +150,58 @@ def load_state(run_dir):
     return checkpoints.read_json(path) if path.exists() else {}
 
 
-def build_datasets(args):
-    """(train, test) dataset indexes for the flags."""
+# The flags each dataset needs besides --dataset, per subset.
+DATASET_FLAGS = {
+    "synthetic": {"train": (), "test": ()},
+    "hmdb51": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
+    "ucf101": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
+    "folder": {"train": ("data_root",), "test": ("data_root",)},
+    "csv": {"train": ("train_list",), "test": ("val_list",)},
+}
+
+
+def dataset_index(settings, subset, class_names=None, subsets=None):
+    """The `subset` ("train" or "test") index of the dataset the flags name.
+
+    `settings` is the parsed arguments or a dict with the same keys (dataset,
+    data_root, split_dir, split, train_list, val_list). `class_names` labels a
+    folder or CSV test set with the training set's (or a model's) classes.
+    Missing flags (those of every subset in `subsets`, default just `subset`)
+    stop with a message naming them, before anything is read.
+    """
     from keras_har import data
 
-    if args.dataset == "synthetic":
-        root = pathlib.Path(args.data_root) if args.data_root else DEFAULT_SYNTHETIC_ROOT
-        videos, splits = data.ensure_synthetic_dataset(root, seed=0)
-        return (
-            data.HMDB51(videos, splits, split=1, subset="train"),
-            data.HMDB51(videos, splits, split=1, subset="test"),
-        )
-    need = {"hmdb51": ("data_root", "split_dir"), "ucf101": ("data_root", "split_dir"),
-            "folder": ("data_root",), "csv": ("train_list", "val_list")}[args.dataset]
-    missing = [f"--{n.replace('_', '-')}" for n in need if not getattr(args, n, None)]
+    get = settings.get if isinstance(settings, dict) else (lambda key: getattr(settings, key, None))
+    name, root = get("dataset"), get("data_root")
+    need = dict.fromkeys(flag for s in (subsets or (subset,)) for flag in DATASET_FLAGS[name][s])
+    missing = [f"--{n.replace('_', '-')}" for n in need if not get(n)]
     if missing:
-        raise SystemExit(f"--dataset {args.dataset} needs {' and '.join(missing)}.")
-    if args.dataset == "hmdb51":
-        return tuple(data.HMDB51(args.data_root, args.split_dir, split=args.split, subset=s)
-                     for s in ("train", "test"))
-    if args.dataset == "ucf101":
-        return tuple(data.UCF101(args.data_root, args.split_dir, split=args.split, subset=s)
-                     for s in ("train", "test"))
-    if args.dataset == "folder":
-        train = data.VideoFolder(args.data_root, subset="train")
-        return train, data.VideoFolder(args.data_root, subset="val", class_names=train.class_names)
-    train = data.VideoCSV(args.train_list, root=args.data_root)
-    return train, data.VideoCSV(args.val_list, root=args.data_root, class_names=train.class_names)
+        raise SystemExit(f"--dataset {name} needs {' and '.join(missing)}.")
+    split = int(get("split") or 1)
+    if name == "synthetic":
+        videos, splits = data.ensure_synthetic_dataset(pathlib.Path(root) if root else DEFAULT_SYNTHETIC_ROOT,
+                                                       seed=0)
+        return data.HMDB51(videos, splits, split=1, subset=subset)
+    if name == "hmdb51":
+        return data.HMDB51(root, get("split_dir"), split=split, subset=subset)
+    if name == "ucf101":
+        return data.UCF101(root, get("split_dir"), split=split, subset=subset)
+    if name == "folder":
+        if subset == "train":
+            return data.VideoFolder(root, subset="train")
+        # root/{train,val}/<class>/... tests on val/; a plain root/<class>/... on all of it.
+        split_folders = any((pathlib.Path(root) / s).is_dir() for s in ("train", "val"))
+        return data.VideoFolder(root, subset="val" if split_folders else None, class_names=class_names)
+    if subset == "train":
+        return data.VideoCSV(get("train_list"), root=root)
+    return data.VideoCSV(get("val_list"), root=root, class_names=class_names)
+
+
+def build_datasets(args):
+    """(train, test) dataset indexes for the flags; the test set shares the
+    training set's label map."""
+    train = dataset_index(args, "train", subsets=("train", "test"))
+    return train, dataset_index(args, "test", class_names=train.class_names)
 
 
 def make_loader(args, dataset, model, training, **overrides):
