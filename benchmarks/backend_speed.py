@@ -72,6 +72,8 @@ import tempfile
 import threading
 import time
 
+from machine_info import cpu_flags, cpu_name, load_average, memory_gb  # beside this script
+
 NUM_CLASSES = 51
 RESULT_TAG = "@@BACKEND_SPEED@@ "
 INFER_BATCHES = (1, 4)
@@ -337,7 +339,7 @@ class TorchReference:
 
     backend = "torch"
 
-    def __init__(self, impl, variant, optimizer="adamw"):
+    def __init__(self, impl, variant):
         import torch
         import torch._dynamo  # noqa: F401
 
@@ -484,8 +486,10 @@ def run_job(job):
 
     model, impl, backend, variant, dtype = (job[k] for k in KEYS)
     cfg = (QUICK_CONFIGS if job["quick"] else FULL_CONFIGS)[model]
-    cls = KerasImpl if impl == "keras_har" else TorchReference
-    runner = cls(backend, variant, job.get("optimizer", "adamw")) if impl == "keras_har" else cls(impl, variant)
+    if impl == "keras_har":
+        runner = KerasImpl(backend, variant, job.get("optimizer", "adamw"))
+    else:
+        runner = TorchReference(impl, variant)
     sync = getattr(runner, "sync", lambda: None)
     peak_dtype = "float32" if dtype == "float32" else "bfloat16"
     matmul_peak = runner.matmul_peak(peak_dtype, 512 if job["quick"] else 2048)
@@ -531,44 +535,6 @@ def worker_main(jobs):
 
 
 # --------------------------------------------------------------------------- driver
-
-
-def cpu_name():
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags():
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    except OSError:
-        pass
-    return []
-
-
-def memory_gb():
-    try:
-        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def find_allocator(choice):

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from machine_info import cpu_name  # beside this script
+
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -47,17 +49,6 @@ def write_videos(root, num_videos, num_frames, height=240, width=320, seed=0):
             frame[90:150, x : x + 60] = (40 * (i % 6), 200, 255 - 30 * (i % 8))
             writer.write(frame)
         writer.release()
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_batches(batches, clips_per_batch, num_batches, warmup=1):

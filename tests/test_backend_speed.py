@@ -18,6 +18,8 @@ ROW_KEYS = {"model", "impl", "backend", "dtype", "mode", "batch_size", "clips_pe
 
 
 def load_script():
+    if str(SCRIPT.parent) not in sys.path:  # as when it runs as a script: machine_info beside it
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("backend_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,0 +1,39 @@
+"""What machine a benchmark ran on: CPU name and flags, memory, load (Linux's
+/proc files; None or a generic name elsewhere). Shared by the benchmark scripts."""
+
+import os
+import pathlib
+import platform
+
+
+def _proc_line(file, prefix):
+    """The value after ':' of the first line of /proc/<file> starting with `prefix`."""
+    try:
+        for line in pathlib.Path("/proc", file).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name():
+    return _proc_line("cpuinfo", "model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags():
+    """The vector-unit flags that decide matmul speed (AVX2/AVX-512/AMX, FMA)."""
+    flags = (_proc_line("cpuinfo", "flags") or "").split()
+    return sorted({f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma"))})
+
+
+def memory_gb():
+    total = _proc_line("meminfo", "MemTotal")  # "24576000 kB"
+    return round(int(total.split()[0]) / 2**20, 1) if total else None
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
