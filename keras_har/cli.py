@@ -21,16 +21,10 @@ import sys
 import textwrap
 import uuid
 
+from keras_har.data import views as view_protocols
+from keras_har.data.dataset_flags import DATASET_KEYS, DATASETS
+
 EXIT_USAGE = 2
-# The dataset choices of keras_har.training.experiment (not imported here:
-# `keras-har --help` must not load Keras).
-DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
-DATASET_KEYS = ("dataset", "data_root", "split_dir", "split", "train_list", "val_list")
-VIEWS = ("single", "tta", "official")
-VIEW_HELP = ("single = one centred clip, centre crop; tta = the seed's 6 views (left/top, centre, "
-             "right/bottom crops of the short-edge-resized frames, each also flipped); official = "
-             "VideoMAE's protocol, --num-clips evenly spaced clips x those 3 crops. The logits of "
-             "all views of a video are averaged.")
 
 
 class CLIError(Exception):
@@ -113,10 +107,9 @@ def _load_backend():
     """Keras, its backend and keras-hub, quietly."""
     with _quiet_native_stderr():
         if os.environ.get("KERAS_BACKEND") == "torch":
-            # triton (torch._dynamo) crashes when loaded after TensorFlow,
-            # which keras-hub imports: load it first.
-            with contextlib.suppress(ImportError):
-                import torch._dynamo  # noqa: F401
+            from keras_har.utils.import_order import load_torch_before_tensorflow
+
+            load_torch_before_tensorflow()
         import keras  # noqa: F401
         import keras_hub  # noqa: F401
 
@@ -215,7 +208,7 @@ def _dataset_settings(args, saved):
 def _test_dataset(settings, class_names):
     """The test index of the dataset flags, labelled with the model's classes
     where the format allows it."""
-    from keras_har.training.experiment import dataset_index
+    from keras_har.data.dataset_flags import dataset_index
 
     return dataset_index(settings, "test", class_names=class_names)
 
@@ -238,7 +231,7 @@ def cmd_evaluate(args):
             f"{', '.join(model.class_names[:3])}...)"
         )
     num_frames, sampling_rate, image_size = _clip_settings(args, model, saved)
-    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
+    num_clips = (args.num_clips or view_protocols.OFFICIAL_CLIPS) if args.views == "official" else 1
 
     def option(key, default):  # the flag, else the run's, else the default
         return next(v for v in (getattr(args, key), saved.get(key), default) if v is not None)
@@ -308,8 +301,8 @@ def cmd_predict(args):
     from keras_har import data, evaluation
 
     num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
-    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
-    views = evaluation.loader_views(args.views)
+    num_clips = (args.num_clips or view_protocols.OFFICIAL_CLIPS) if args.views == "official" else 1
+    views = view_protocols.loader_views(args.views)
     results = []
     for path in args.videos:
         if path in errors:
@@ -392,7 +385,8 @@ def _add_model_args(p):
                    help="frame stride (default: the run's, else 2)")
     g.add_argument("--image-size", type=_count(1), metavar="N",
                    help="crop size (default: the run's, else the model's)")
-    g.add_argument("--views", choices=VIEWS, default="single", help=VIEW_HELP + " (default: single)")
+    g.add_argument("--views", choices=view_protocols.COMMAND_LINE_VIEWS, default="single",
+                   help=view_protocols.HELP + " (default: single)")
     g.add_argument("--num-clips", type=_count(1), metavar="N",
                    help="temporal clips for --views official (default: 5)")
 
@@ -511,10 +505,6 @@ def main(argv=None):
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except SystemExit as e:  # e.g. a dataset index that raises SystemExit("message")
-        if not isinstance(e.code, str):
-            raise
-        message = _one_line(e.code)
     except Exception as e:
         from keras_har.data.decoding import VideoReadError
 

@@ -100,8 +100,11 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    experiment.set_precision_and_distribution(args)
-    train_set, test_set = experiment.build_datasets(args)
+    from keras_har.data.dataset_flags import train_and_test
+    from keras_har.models import MeanPooledViTClassifier
+
+    experiment.set_precision_and_distribution(args, MeanPooledViTClassifier)
+    train_set, test_set = train_and_test(args)
     run_dir = experiment.make_run_dir(args, "baseline_vit_small")
     train_set.save_label_map(run_dir / "label_map.json")
     logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",
@@ -136,4 +139,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    experiment.run_main(main)

@@ -131,8 +131,11 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    experiment.set_precision_and_distribution(args)
-    train_set, test_set = experiment.build_datasets(args)
+    from keras_har.data.dataset_flags import train_and_test
+    from keras_har.models import VideoMAEClassifier
+
+    experiment.set_precision_and_distribution(args, VideoMAEClassifier)
+    train_set, test_set = train_and_test(args)
     run_dir = experiment.make_run_dir(args, "videomae_two_phase")
     train_set.save_label_map(run_dir / "label_map.json")
     logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",
@@ -160,7 +163,7 @@ def main(argv=None):
             logger.info("phase 2: starting from the best phase-1 checkpoint (val top-1 %.4f)",
                         state.get("phase1_best", float("nan")))
         compile_phase(model, args, 2, steps)  # a fresh optimizer and schedule
-        train_loader = experiment.make_loader(args, train_set, model, training=True, label_smoothing=0.0)
+        train_loader = experiment.make_loader(args, train_set, model, training=True)
         state = experiment.fit_phase(model, 2, args.epochs_phase2, train_loader, val_loader,
                                      run_dir, state, args.verbose)
     # Evaluate the best weights of the last phase that ran.
@@ -177,4 +180,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    experiment.run_main(main)

@@ -23,19 +23,13 @@ import numpy as np
 
 from keras_har.data import clip_transforms, decoding
 from keras_har.data.mixing import mix_batch, one_hot
+from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
+from keras_har.data.views import num_views
 
 logger = logging.getLogger("keras_har")
 
-VIEWS = {"single": 1, "tta3": 3, "tta6": 6}
 MAX_REPLACEMENTS = 16
 
-
-def num_views(views, num_clips=1):
-    if views == "official":
-        return num_clips * 3
-    if views not in VIEWS:
-        raise ValueError(f"views must be one of {sorted(VIEWS) + ['official']}, got {views!r}.")
-    return VIEWS[views]
 
 
 def _view_frames(path, num_frames, sampling_rate, views, num_clips):
@@ -66,7 +60,18 @@ def load_video_views(path, *, num_frames, sampling_rate, image_size, mean, std,
     """One video, normalised and ready for a model: `(T, S, S, 3)` for a single
     view, else `(V, T, S, S, 3)`. Raises `VideoReadError` naming the file."""
     frames = eval_views(path, num_frames, sampling_rate, image_size, views, num_clips)
-    return clip_transforms.normalize(frames, mean, std)
+    return normalize(frames, mean, std)
+
+
+def warn_skipped(entries, when, where=None):
+    """One warning for `[path, reason]` entries of unreadable videos skipped
+    `when` (e.g. "this epoch"), naming up to 3 files (and `where` the list is)."""
+    if not entries:
+        return
+    names = sorted({path for path, *_ in entries})
+    logger.warning("skipped %d unreadable video reads %s (%d files: %s%s)%s", len(entries), when,
+                   len(names), ", ".join(names[:3]), " ..." if len(names) > 3 else "",
+                   f"; list in {where}" if where else "")
 
 
 class BadVideoLog:
@@ -117,7 +122,7 @@ class ClipSampler:
 
     def __init__(self, items, *, training, num_frames, sampling_rate, image_size, mean, std,
                  num_classes, consistent=True, views="single", num_clips=1, seed=0,
-                 label_smoothing=0.0, on_error="skip", bad_log=None, per_epoch=None,
+                 on_error="skip", bad_log=None, per_epoch=None,
                  shard_index=0, shard_count=1):
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
@@ -135,7 +140,6 @@ class ClipSampler:
         self.views = views
         self.num_clips = num_clips
         self.seed = seed
-        self.label_smoothing = label_smoothing
         self.on_error = on_error
         self.bad_log = bad_log
         self.shard_index = shard_index
@@ -181,8 +185,8 @@ class ClipSampler:
         else:
             clip = eval_views(path, self.num_frames, self.sampling_rate, self.image_size,
                               self.views, self.num_clips)
-        x = clip_transforms.normalize(clip, self.mean, self.std)
-        y = one_hot([label], self.num_classes, self.label_smoothing)[0]
+        x = normalize(clip, self.mean, self.std)
+        y = one_hot([label], self.num_classes)[0]
         return x, y
 
     def __call__(self, slot):
@@ -253,13 +257,13 @@ class VideoLoader:
     - `bad_videos()`: `[path, reason]` of every skip so far, from all workers.
     """
 
-    def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, backend, workers):
+    def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, frontend, workers):
         self.sampler = sampler
         self.finisher = finisher
         self.batch_size = batch_size
         self.epochs = epochs
         self.drop_remainder = drop_remainder
-        self.backend = backend
+        self.frontend = frontend  # "grain" or "tf" (tf.data)
         self.workers = workers
         n = sampler.shard_size(drop_remainder)
         self.steps_per_epoch = n // batch_size if drop_remainder else math.ceil(n / batch_size)
@@ -277,7 +281,7 @@ class VideoLoader:
         stop = ENDLESS if epochs is None else epochs * per_epoch
         if stop <= start:
             raise ValueError(f"no epochs between initial_epoch={initial_epoch} and epochs={epochs}.")
-        if self.backend == "tf":
+        if self.frontend == "tf":
             return self._build_tf(start, stop)
         return self._build_grain(start, stop)
 
@@ -310,9 +314,9 @@ class VideoLoader:
         return shape
 
     def _build_tf(self, start, stop):
-        # Keras first: TensorFlow imports it, and with the torch backend torch's
-        # triton crashes the process when it is loaded after TensorFlow.
-        import keras  # noqa: F401
+        from keras_har.utils.import_order import load_torch_before_tensorflow
+
+        load_torch_before_tensorflow()
         import tensorflow as tf
 
         shape, classes = self.sample_shape(), self.sampler.num_classes
@@ -350,17 +354,12 @@ class VideoLoader:
         """Numpy batches of one epoch (the first: use `build` for others)."""
         seen = len(self.bad_videos())
         ds = self.build(0, 1)
-        if self.backend == "tf":
+        if self.frontend == "tf":
             yield from ds.as_numpy_iterator()
         else:
             for batch in ds:
                 yield tuple(np.asarray(a) for a in batch)
-        skipped = self.bad_videos()[seen:]
-        if skipped:
-            names = sorted({path for path, *_ in skipped})
-            logger.warning("skipped %d unreadable video reads this epoch (%d files: %s%s)",
-                           len(skipped), len(names), ", ".join(names[:3]),
-                           " ..." if len(names) > 3 else "")
+        warn_skipped(self.bad_videos()[seen:], "this epoch")
 
     def bad_videos(self):
         """`[path, reason]` for every unreadable video met so far (all workers)."""
@@ -368,9 +367,9 @@ class VideoLoader:
 
 
 def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2, image_size=224,
-                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=None,
+                mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=None,
                 consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
-                switch_prob=0.5, label_smoothing=0.0, views="single", num_clips=1,
+                switch_prob=0.5, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
                 epochs=None, with_index=False, bad_video_log=None, shard_index=0, shard_count=1):
     """Batches of `dataset` (any index with `.items` and `.class_names`).
@@ -393,10 +392,12 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
             (left/top, centre, right/bottom crops of the short-edge-resized
             frames, then the same three flipped) or "official" (`num_clips`
             evenly spaced clips x those 3 crops, clip-major).
-        mean, std: per-channel normalisation (VideoMAE: ImageNet's; the timm
-            ViT baseline: 0.5, 0.5).
-        mixup_alpha, cutmix_alpha, mixup_prob, switch_prob, label_smoothing:
-            timm's `Mixup` in batch mode (training only).
+        mean, std: per-channel normalisation: the model's `image_mean` /
+            `image_std` (its preprocessor's; VideoMAE: ImageNet's, the timm ViT
+            baseline: 0.5, 0.5).
+        mixup_alpha, cutmix_alpha, mixup_prob, switch_prob: timm's `Mixup`
+            in batch mode (training only). Label smoothing is the loss's
+            (`keras.losses.CategoricalCrossentropy(label_smoothing=...)`).
         loader: "grain" (worker processes) or "tf" (tf.data, parallel map).
         workers: grain worker processes or tf.data parallel calls; 0 = inline.
         seed: the order, clip starts, crops, flips and Mixup draws; the same
@@ -425,7 +426,7 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
         dataset.items, training=training, num_frames=num_frames, sampling_rate=sampling_rate,
         image_size=image_size, mean=mean, std=std, num_classes=num_classes,
         consistent=consistent, views=views, num_clips=num_clips, seed=seed,
-        label_smoothing=label_smoothing, on_error=on_error, bad_log=BadVideoLog(bad_video_log),
+        on_error=on_error, bad_log=BadVideoLog(bad_video_log),
         shard_index=shard_index, shard_count=shard_count,
     )
     finisher = BatchFinisher(mixup_alpha if training else 0.0, cutmix_alpha if training else 0.0,

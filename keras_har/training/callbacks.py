@@ -6,6 +6,7 @@ import pathlib
 
 import keras
 
+from keras_har.data.pipeline import warn_skipped
 from keras_har.training import checkpoints
 
 logger = logging.getLogger("keras_har")
@@ -16,7 +17,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After every epoch: the last weights and optimizer state, the best
+    """After every epoch: the last weights with the optimizer state, the best
     weights by `monitor`, and `state.json` (phase, epochs done, best value).
 
     All writes are atomic. `state` is the dict this phase resumes from.
@@ -41,8 +42,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.best = float(value)
             checkpoints.save_weights(self.model, self.ckpt_dir / f"best_phase{self.phase}.weights.h5")
             logger.info("phase %d epoch %d: new best %s=%.4f", self.phase, epoch + 1, self.monitor, value)
-        checkpoints.save_weights(self.model, self.ckpt_dir / "last.weights.h5")
-        checkpoints.save_optimizer_state(self.model.optimizer, self.ckpt_dir / "last.optimizer.npz")
+        checkpoints.save_weights(self.model, self.ckpt_dir / "last.weights.h5")  # with the optimizer's
         self.state.update(
             {
                 "phase": self.phase,
@@ -86,12 +86,5 @@ class BadVideoReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         entries = self.loader.bad_videos()
-        new = len(entries) - self.seen
-        if new > 0:
-            names = sorted({path for path, *_ in entries[self.seen:]})
-            logger.warning(
-                "epoch %d: skipped %d unreadable video reads (%d files: %s%s); list in %s",
-                epoch + 1, new, len(names), ", ".join(names[:3]), " ..." if len(names) > 3 else "",
-                self.loader.sampler.bad_log.path,
-            )
+        warn_skipped(entries[self.seen:], f"in epoch {epoch + 1}", self.loader.sampler.bad_log.path)
         self.seen = len(entries)

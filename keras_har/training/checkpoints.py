@@ -1,4 +1,8 @@
-"""Run checkpoints that survive a kill: weights, optimizer state, run state.
+"""Run checkpoints that survive a kill: weights with the optimizer state, run state.
+
+A model's `.weights.h5` (Keras' `save_weights`) holds the optimizer's
+variables too (iterations, moments, gradient accumulators) once the model is
+compiled and trained: one file restores both (`load_checkpoint`).
 
 Every file is written to a temporary name in the same directory and moved into
 place with `os.replace`, so a run killed while saving keeps the previous
@@ -9,9 +13,6 @@ import json
 import os
 import pathlib
 import uuid
-
-import keras
-import numpy as np
 
 
 def atomic_write(path, write):
@@ -48,35 +49,22 @@ def save_weights(model, path):
     atomic_write(path, model.save_weights)
 
 
-def save_optimizer_state(optimizer, path):
-    """All optimizer variables (iterations, moments, accumulators) to .npz."""
-    arrays = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
-    names = [v.path for v in optimizer.variables]
+def load_checkpoint(model, path):
+    """Weights and optimizer state from a `.weights.h5` that `save_weights`
+    wrote for a compiled model. The optimizer is built first (Keras skips the
+    optimizer's variables of a file otherwise); a file without them is an error
+    naming it."""
+    import h5py
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, __names__=np.array(names), **arrays)
-
-    atomic_write(path, write)
-
-
-def load_optimizer_state(optimizer, model, path):
-    """Restore what `save_optimizer_state` wrote into a (built) optimizer."""
-    if not optimizer.built:
+    path = pathlib.Path(path)
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
-    with np.load(path) as data:
-        names = list(data["__names__"])
-        variables = optimizer.variables
-        if len(names) != len(variables):
-            raise ValueError(
-                f"{path}: {len(names)} optimizer variables saved, the optimizer has "
-                f"{len(variables)}: the model or optimizer settings differ from the run's."
-            )
-        for i, variable in enumerate(variables):
-            value = data[f"v{i:05d}"]
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"{path}: optimizer variable {names[i]} has shape {value.shape}, "
-                    f"expected {tuple(variable.shape)}."
-                )
-            variable.assign(value)
+    with h5py.File(path, "r") as f:
+        saved = len(f["optimizer/vars"]) if "optimizer/vars" in f else 0
+    if optimizer is not None and saved != len(optimizer.variables):
+        raise ValueError(
+            f"{path}: holds {saved} optimizer variables where the optimizer has "
+            f"{len(optimizer.variables)}: not a training checkpoint of this model and optimizer."
+        )
+    model.load_weights(path)

@@ -5,7 +5,7 @@ A run directory holds:
   config.json            the resolved configuration (every flag)
   label_map.json         class name -> index
   history_phase{1,2}.csv one row per epoch (Keras CSVLogger)
-  checkpoints/           last.weights.h5, last.optimizer.npz, best_phase{k}.weights.h5
+  checkpoints/           last.weights.h5 (with the optimizer state), best_phase{k}.weights.h5
   state.json             phase, epochs done per phase, best validation top-1
   metrics.json           {"single_view": {...}, "tta": {...}, "num_videos", "backend"}
   evaluation.json        per-class accuracy, confusion matrix, per-video predictions
@@ -24,16 +24,33 @@ import time
 import keras
 
 from keras_har import evaluation, plots
+from keras_har.data.dataset_flags import DATASETS
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
 
 logger = logging.getLogger("keras_har")
 
-DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
-DEFAULT_SYNTHETIC_ROOT = pathlib.Path(
-    os.environ.get("KERAS_HAR_CACHE", pathlib.Path.home() / ".cache" / "keras_har")
-) / "synthetic"
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used as asked (taken, or not a run)."""
+
+
+def run_main(main, argv=None):
+    """Run a recipe's `main(argv)`: a user error (bad flags, dataset, preset,
+    run directory) ends the process with one line on stderr and exit status 2
+    instead of a traceback (KERAS_HAR_DEBUG=1 shows it)."""
+    from keras_har.converters.checkpoint import CheckpointError
+    from keras_har.data.decoding import VideoReadError
+
+    try:
+        return main(argv)
+    except (ValueError, OSError, VideoReadError, CheckpointError) as e:
+        if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
+            raise
+        lines = [line for line in str(e).strip().splitlines() if line.strip()]
+        print(f"error: {lines[0] if lines else type(e).__name__}", file=sys.stderr)
+        sys.exit(2)
 
 
 def setup_logging():
@@ -136,7 +153,7 @@ def make_run_dir(args, recipe):
     run_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         if (run_dir / "state.json").exists():
-            raise SystemExit(
+            raise RunDirectoryError(
                 f"{run_dir} already holds a run; pass --resume {run_dir} to continue it "
                 "or choose another --output-dir."
             )
@@ -148,60 +165,6 @@ def make_run_dir(args, recipe):
 def load_state(run_dir):
     path = pathlib.Path(run_dir) / "state.json"
     return checkpoints.read_json(path) if path.exists() else {}
-
-
-# The flags each dataset needs besides --dataset, per subset.
-DATASET_FLAGS = {
-    "synthetic": {"train": (), "test": ()},
-    "hmdb51": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
-    "ucf101": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
-    "folder": {"train": ("data_root",), "test": ("data_root",)},
-    "csv": {"train": ("train_list",), "test": ("val_list",)},
-}
-
-
-def dataset_index(settings, subset, class_names=None, subsets=None):
-    """The `subset` ("train" or "test") index of the dataset the flags name.
-
-    `settings` is the parsed arguments or a dict with the same keys (dataset,
-    data_root, split_dir, split, train_list, val_list). `class_names` labels a
-    folder or CSV test set with the training set's (or a model's) classes.
-    Missing flags (those of every subset in `subsets`, default just `subset`)
-    stop with a message naming them, before anything is read.
-    """
-    from keras_har import data
-
-    get = settings.get if isinstance(settings, dict) else (lambda key: getattr(settings, key, None))
-    name, root = get("dataset"), get("data_root")
-    need = dict.fromkeys(flag for s in (subsets or (subset,)) for flag in DATASET_FLAGS[name][s])
-    missing = [f"--{n.replace('_', '-')}" for n in need if not get(n)]
-    if missing:
-        raise SystemExit(f"--dataset {name} needs {' and '.join(missing)}.")
-    split = int(get("split") or 1)
-    if name == "synthetic":
-        videos, splits = data.ensure_synthetic_dataset(pathlib.Path(root) if root else DEFAULT_SYNTHETIC_ROOT,
-                                                       seed=0)
-        return data.HMDB51(videos, splits, split=1, subset=subset)
-    if name == "hmdb51":
-        return data.HMDB51(root, get("split_dir"), split=split, subset=subset)
-    if name == "ucf101":
-        return data.UCF101(root, get("split_dir"), split=split, subset=subset)
-    if name == "folder":
-        if subset == "train":
-            return data.VideoFolder(root, subset="train")
-        # root/{train,val}/<class>/... tests on val/; a plain root/<class>/... on all of it.
-        split_folders = any((pathlib.Path(root) / s).is_dir() for s in ("train", "val"))
-        return data.VideoFolder(root, subset="val" if split_folders else None, class_names=class_names)
-    if subset == "train":
-        return data.VideoCSV(get("train_list"), root=root)
-    return data.VideoCSV(get("val_list"), root=root, class_names=class_names)
-
-
-def build_datasets(args):
-    """(train, test) dataset indexes for the flags; the test set shares the
-    training set's label map."""
-    train = dataset_index(args, "train", subsets=("train", "test"))
-    return train, dataset_index(args, "test", class_names=train.class_names)
 
 
 def make_loader(args, dataset, model, training, **overrides):
@@ -236,7 +199,7 @@ def make_loader(args, dataset, model, training, **overrides):
 def steps_per_epoch(num_items, batch_size):
     steps = num_items // batch_size
     if steps == 0:
-        raise SystemExit(f"{num_items} training videos are fewer than one batch of {batch_size}.")
+        raise ValueError(f"{num_items} training videos are fewer than one batch of {batch_size}.")
     return steps
 
 
@@ -284,9 +247,7 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
         return state
     history_file = run_dir / f"history_phase{phase}.csv"
     if done > 0:
-        ckpt = run_dir / "checkpoints"
-        model.load_weights(ckpt / "last.weights.h5")
-        checkpoints.load_optimizer_state(model.optimizer, model, ckpt / "last.optimizer.npz")
+        checkpoints.load_checkpoint(model, run_dir / "checkpoints" / "last.weights.h5")
         _trim_history(history_file, done)
         logger.info("phase %d: resuming after epoch %d of %d", phase, done, epochs)
     elif history_file.exists():
@@ -364,14 +325,17 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     return metrics
 
 
-def set_precision_and_distribution(args):
+def set_precision_and_distribution(args, model_cls=None):
+    """The seed, the dtype policy and (JAX) the multi-device distribution;
+    model parallelism shards with `model_cls.get_layout_map`."""
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     if getattr(args, "model_parallel", 0):
         from keras_har.training.distribution import enable_model_parallel
 
-        enable_model_parallel(args.model_parallel, global_batch_size=getattr(args, "batch_size", None))
+        enable_model_parallel(args.model_parallel, model_cls.get_layout_map,
+                              global_batch_size=getattr(args, "batch_size", None))
     elif getattr(args, "data_parallel", False):
         from keras_har.training.distribution import enable_data_parallel
 
