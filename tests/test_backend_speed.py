@@ -29,7 +29,7 @@ def test_backend_speed_quick_writes_json(tmp_path):
     out = tmp_path / "speed.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--backends", backend, "--repeats", "2"],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
