@@ -16,10 +16,8 @@ import json
 import logging
 import os
 import pathlib
-import shutil
 import sys
 import textwrap
-import uuid
 
 from keras_har.data import views as view_protocols
 from keras_har.data.dataset_flags import DATASET_KEYS, DATASETS
@@ -352,19 +350,10 @@ def cmd_convert(args):
     kwargs = {k: getattr(args, k) for k in ("num_classes", "num_heads", "image_size")
               if getattr(args, k) is not None}
     model = _load(src, **kwargs)
-    # Written next to DEST first, then moved into place: a failed save leaves
-    # DEST as it was.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{uuid.uuid4().hex[:8]}-{dest.name}"
-    try:
-        with _quiet_native_stderr():
-            model.save_to_preset(str(tmp))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    from keras_har.training.checkpoints import save_preset
+
+    with _quiet_native_stderr():
+        save_preset(model, dest)  # DEST is replaced whole, or left as it was
     print(f"wrote {type(model).__name__} ({model.num_classes} classes, "
           f"{model.count_params():,} parameters) to {dest}")
     return 0

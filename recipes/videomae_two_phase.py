@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import keras
 
-from keras_har.training import experiment
+from keras_har.training import checkpoints, experiment
 from keras_har.training.optimizers import build_adamw
 
 logger = logging.getLogger("keras_har")
@@ -144,7 +144,8 @@ def main(argv=None):
     model = build_model(args, train_set.class_names)
     state = experiment.load_state(run_dir)
     steps = experiment.steps_per_epoch(len(train_set), args.batch_size)
-    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single")
+    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single",
+                                         with_weights=True)
 
     # Phase 1: Mixup, soft targets, cosine schedule.
     compile_phase(model, args, 1, steps)
@@ -173,7 +174,7 @@ def main(argv=None):
         model.load_weights(best)
     metrics = experiment.final_evaluation(model, args, test_set, run_dir, args.tta_views,
                                           "VideoMAE two-phase")
-    model.save_to_preset(run_dir / "model")
+    checkpoints.save_preset(model, run_dir / "model")
     print(f"\nRun directory: {run_dir}\nsingle view top-1 {metrics['single_view']['top1']:.4f} | "
           f"{args.tta_views}-view TTA top-1 {metrics['tta']['top1']:.4f} on {metrics['num_videos']} videos")
     return metrics

@@ -49,10 +49,21 @@ def load_state_dict(path):
     if not path.exists():
         raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
     if path.name.endswith(".index.json"):
-        index = json.loads(path.read_text())
+        try:
+            index = json.loads(path.read_text())
+            shards = sorted(set(index["weight_map"].values()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{path}: not a readable shard index ({type(e).__name__}: {e}).") from None
         state = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state.update(load_state_dict(path.parent / shard))
+        directory = path.parent.resolve()
+        for shard in shards:
+            shard_path = (path.parent / str(shard)).resolve()
+            if shard_path.parent != directory:
+                raise CheckpointError(
+                    f"{path} names the shard {shard!r}, outside the checkpoint directory; "
+                    "shards are only read from the checkpoint's own directory."
+                )
+            state.update(load_state_dict(shard_path))
         return state
     try:
         if path.suffix == ".safetensors":

@@ -17,6 +17,8 @@ import math
 import os
 import pathlib
 import tempfile
+import threading
+import time
 import uuid
 
 import numpy as np
@@ -85,22 +87,47 @@ class BadVideoLog:
         self.path = str(path)
 
     def add(self, video, error):
-        with open(self.path, "a") as f:
+        # Names that are not UTF-8 (archives from other systems) round-trip.
+        with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.write(f"{video}\t{error}\n")
 
     def entries(self):
         if not os.path.exists(self.path):
             return []
-        with open(self.path) as f:
+        with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
             return [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
 
 
 def init_worker(worker_index=0, worker_count=1):
-    """Keep OpenCV to one thread in each loader worker (the workers are the
-    parallelism; OpenCV's own threads would oversubscribe the cores)."""
+    """In each loader worker process: OpenCV on one thread (the workers are
+    the parallelism; its own threads would oversubscribe the cores), and a
+    watchdog that ends the worker within a second when its parent process is
+    gone (a SIGKILLed run must not leave workers holding memory)."""
     import cv2
 
     cv2.setNumThreads(1)
+    if worker_count > 0 and multiprocessing_child():
+        start_parent_watchdog()
+
+
+def multiprocessing_child():
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def start_parent_watchdog(interval=0.5):
+    """A daemon thread that exits the process as soon as its parent changes
+    (the parent died and the process was re-parented)."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="keras_har-parent-watchdog", daemon=True).start()
 
 
 class ClipSampler:
@@ -129,6 +156,7 @@ class ClipSampler:
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"need 0 <= shard_index < shard_count, got {shard_index} and {shard_count}.")
         self.items = list(items)
+        self.paths = {str(p) for p, _ in self.items}
         self.training = training
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
@@ -193,10 +221,12 @@ class ClipSampler:
         import cv2
 
         epoch, index = self.item_at(slot)
-        for _ in range(MAX_REPLACEMENTS):
+        for attempt in range(MAX_REPLACEMENTS):
             try:
                 x, y = self.load(index, epoch)
-                return x, y, np.int64(index), np.int64(slot)
+                # `real` is 0 for a replacement of an unreadable video: a weight
+                # that keeps it out of validation metrics.
+                return x, y, np.int64(index), np.int64(slot), np.float32(attempt == 0)
             except (decoding.VideoReadError, cv2.error) as e:
                 path = self.items[index][0]
                 reason = str(e).strip().splitlines()[0]
@@ -217,28 +247,36 @@ class ClipSampler:
 
 class BatchFinisher:
     """The per-batch step: Mixup/CutMix (seeded from the batch's first slot),
-    then `(x, y)` or `(x, y, item_index)`."""
+    then `(x, y)`, `(x, y, item_index)` or `(x, y, sample_weight)` (0 for a
+    replacement of an unreadable video, 1 otherwise)."""
 
     def __init__(self, mixup_alpha=0.0, cutmix_alpha=0.0, prob=1.0, switch_prob=0.5, seed=0,
-                 with_index=False):
+                 with_index=False, with_weights=False):
         self.mixup_alpha = mixup_alpha
         self.cutmix_alpha = cutmix_alpha
         self.prob = prob
         self.switch_prob = switch_prob
         self.seed = seed
         self.with_index = with_index
+        self.with_weights = with_weights
 
     @property
     def active(self):
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     def __call__(self, batch):
-        x, y, index, slot = batch
+        x, y, index, slot, real = batch
         if self.active:
             rng = np.random.default_rng([self.seed, int(slot[0]), 11])
             x, y, _, _ = mix_batch(x, y, rng, self.mixup_alpha, self.cutmix_alpha, self.prob,
                                    self.switch_prob)
-        return (x, y, index) if self.with_index else (x, y)
+        if self.with_index:
+            return x, y, index
+        return (x, y, real) if self.with_weights else (x, y)
+
+    def output_kinds(self):
+        """Names of the batch's parts, in order."""
+        return ("x", "y") + (("index",) if self.with_index else ("weight",) if self.with_weights else ())
 
 
 ENDLESS = 2**40  # stream length when `epochs` is None
@@ -254,7 +292,11 @@ class VideoLoader:
     - `build()`: one epoch as a dataset (e.g. `validation_data`).
     - iterating the loader: numpy batches of one epoch; at the end, a warning
       with the number of unreadable videos skipped.
-    - `bad_videos()`: `[path, reason]` of every skip so far, from all workers.
+    - `bad_videos()`: `[path, reason]` of every skip of this loader's videos
+      so far, from all workers.
+    - `close()` (or `with loader:`): stops every worker process and thread of
+      the datasets it built (grain iterators are closed explicitly, not left
+      to the garbage collector). Close a loader before starting the next.
     """
 
     def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, frontend, workers):
@@ -270,6 +312,22 @@ class VideoLoader:
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} videos are fewer than one batch of {batch_size}.")
         sampler.per_epoch = self.steps_per_epoch * batch_size if drop_remainder else n
+        self._iterators = []  # every grain iterator of the datasets built, to close
+
+    def close(self):
+        """Close every iterator of the datasets this loader built (worker
+        processes joined, shared memory released). Idempotent."""
+        while self._iterators:
+            iterator = self._iterators.pop()
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def __len__(self):
         return self.steps_per_epoch
@@ -304,7 +362,7 @@ class VideoLoader:
                 grain.multiprocessing.MultiprocessingOptions(num_workers=self.workers),
                 worker_init_fn=init_worker,
             )
-        return ds
+        return _closing_dataset(ds, self._iterators)
 
     def sample_shape(self):
         """The shape of one sample's `x`."""
@@ -327,43 +385,70 @@ class VideoLoader:
             return sampler(int(slot))
 
         def load_tf(slot):
-            x, y, index, slot = tf.numpy_function(
-                load, [slot], (tf.float32, tf.float32, tf.int64, tf.int64), stateful=False
+            x, y, index, slot, real = tf.numpy_function(
+                load, [slot], (tf.float32, tf.float32, tf.int64, tf.int64, tf.float32), stateful=False
             )
             return (tf.ensure_shape(x, shape), tf.ensure_shape(y, (classes,)),
-                    tf.ensure_shape(index, ()), tf.ensure_shape(slot, ()))
+                    tf.ensure_shape(index, ()), tf.ensure_shape(slot, ()), tf.ensure_shape(real, ()))
 
         ds = tf.data.Dataset.range(start, stop).map(
             load_tf, num_parallel_calls=max(1, self.workers), deterministic=True
         )
         ds = ds.batch(self.batch_size, drop_remainder=self.drop_remainder)
         batch = (self.batch_size if self.drop_remainder else None,)
-        out_types = (tf.float32, tf.float32, tf.int64) if finisher.with_index else (tf.float32, tf.float32)
-        out_shapes = (batch + shape, batch + (classes,), batch)[: len(out_types)]
+        kinds = {"x": (tf.float32, batch + shape), "y": (tf.float32, batch + (classes,)),
+                 "index": (tf.int64, batch), "weight": (tf.float32, batch)}
+        out_types, out_shapes = zip(*(kinds[k] for k in finisher.output_kinds()))
 
         def finish(*batch_arrays):
             return finisher(batch_arrays)
 
-        def finish_tf(x, y, index, slot):
-            outs = tf.numpy_function(finish, [x, y, index, slot], out_types, stateful=False)
+        def finish_tf(x, y, index, slot, real):
+            outs = tf.numpy_function(finish, [x, y, index, slot, real], out_types, stateful=False)
             return tuple(tf.ensure_shape(t, s) for t, s in zip(outs, out_shapes))
 
         return ds.map(finish_tf).prefetch(2)
 
     def __iter__(self):
-        """Numpy batches of one epoch (the first: use `build` for others)."""
+        """Numpy batches of one epoch (the first: use `build` for others); the
+        epoch's iterator is closed when the loop ends or is left."""
         seen = len(self.bad_videos())
         ds = self.build(0, 1)
         if self.frontend == "tf":
             yield from ds.as_numpy_iterator()
         else:
-            for batch in ds:
-                yield tuple(np.asarray(a) for a in batch)
+            iterator = iter(ds)
+            try:
+                for batch in iterator:
+                    yield tuple(np.asarray(a) for a in batch)
+            finally:
+                iterator.close()
         warn_skipped(self.bad_videos()[seen:], "this epoch")
 
     def bad_videos(self):
-        """`[path, reason]` for every unreadable video met so far (all workers)."""
-        return self.sampler.bad_log.entries() if self.sampler.bad_log else []
+        """`[path, reason]` for every unreadable video of this loader's
+        dataset met so far (all workers; the log may be shared with others)."""
+        if not self.sampler.bad_log:
+            return []
+        own = self.sampler.paths
+        return [entry for entry in self.sampler.bad_log.entries() if entry[0] in own]
+
+
+def _closing_dataset(ds, registry):
+    """`ds` as a grain `IterDataset` whose iterators are recorded in
+    `registry` (so the loader can close them)."""
+    import grain
+
+    class ClosingIterDataset(grain.IterDataset):
+        def __iter__(self):
+            iterator = self._parent.__iter__()
+            registry.append(iterator)
+            return iterator
+
+        def __str__(self):
+            return "ClosingIterDataset"
+
+    return ClosingIterDataset(ds)
 
 
 def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2, image_size=224,
@@ -371,13 +456,17 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
                 consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
                 switch_prob=0.5, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
-                epochs=None, with_index=False, bad_video_log=None, shard_index=0, shard_count=1):
+                epochs=None, with_index=False, with_weights=False, bad_video_log=None, shard_index=0,
+                shard_count=1):
     """Batches of `dataset` (any index with `.items` and `.class_names`).
 
     Batches are `(x, y)`: `x` float32 `(B, T, S, S, 3)` normalised with
     `mean`/`std` on [0, 1] RGB (`(B, V, T, S, S, 3)` for multi-view), `y`
     float32 `(B, num_classes)` one-hot (soft with Mixup/CutMix or label
-    smoothing). With `with_index=True` a third element, int64 `(B,)`, gives the
+    smoothing). With `with_weights=True` (evaluation) a third element, float32
+    `(B,)`, is 0 for a sample that replaces an unreadable video and 1 for the
+    others: as `fit`'s validation sample weights it keeps validation metrics
+    to the videos really read. With `with_index=True` a third element, int64 `(B,)`, gives the
     `dataset.items` index of each sample (for per-video predictions; do not
     pass those batches to `model.fit`).
 
@@ -430,7 +519,7 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
         shard_index=shard_index, shard_count=shard_count,
     )
     finisher = BatchFinisher(mixup_alpha if training else 0.0, cutmix_alpha if training else 0.0,
-                             mixup_prob, switch_prob, seed, with_index)
+                             mixup_prob, switch_prob, seed, with_index, with_weights and not training)
     if drop_remainder is None:
         drop_remainder = training
     return VideoLoader(sampler, finisher, batch_size, epochs if training else 1, drop_remainder,

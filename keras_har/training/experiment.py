@@ -28,6 +28,7 @@ from keras_har.data.dataset_flags import DATASETS
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
+from keras_har.training.run_lock import RunLock
 
 logger = logging.getLogger("keras_har")
 
@@ -40,17 +41,44 @@ def run_main(main, argv=None):
     """Run a recipe's `main(argv)`: a user error (bad flags, dataset, preset,
     run directory) ends the process with one line on stderr and exit status 2
     instead of a traceback (KERAS_HAR_DEBUG=1 shows it)."""
-    from keras_har.converters.checkpoint import CheckpointError
     from keras_har.data.decoding import VideoReadError
+    from keras_har.training.run_lock import RunDirectoryLocked
 
     try:
         return main(argv)
-    except (ValueError, OSError, VideoReadError, CheckpointError) as e:
+    except (ValueError, OSError, VideoReadError, RunDirectoryLocked) as e:
         if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
             raise
-        lines = [line for line in str(e).strip().splitlines() if line.strip()]
-        print(f"error: {lines[0] if lines else type(e).__name__}", file=sys.stderr)
+        print(f"error: {describe_error(e)}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        release_run_dirs()
+
+
+def release_run_dirs():
+    """Unlock the run directories this process holds (its run is over)."""
+    while _RUN_LOCKS:
+        _RUN_LOCKS.popitem()[1].release()
+
+
+def describe_error(error):
+    """One line for a user error; for a full disk or a write that failed,
+    where the run stands and how to go on."""
+    import errno
+
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    message = lines[0] if lines else type(error).__name__
+    run_dir = next(reversed(_RUN_LOCKS.values())).path.parent if _RUN_LOCKS else None
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        where = f"{error.filename}: " if error.filename else ""
+        message = f"{where}{error.strerror or message}"
+        if run_dir is not None:
+            message += (f"; the last committed epoch in {run_dir}/checkpoints is intact: fix that and "
+                        f"continue with --resume {run_dir}")
+    elif isinstance(error, OSError) and "No space left" in message and run_dir is not None:
+        message += (f"; the last committed epoch in {run_dir}/checkpoints is intact: free space and "
+                    f"continue with --resume {run_dir}")
+    return message
 
 
 def setup_logging():
@@ -146,11 +174,32 @@ def load_config_for_resume(parser, argv=None):
     return args
 
 
+_RUN_LOCKS = {}  # run directory -> its lock, held by this process until the run ends
+
+
 def make_run_dir(args, recipe):
+    """The run directory, locked for this process (a second run or resume on it
+    fails at once naming the holder; a killed run's lock is taken over), with
+    what an interrupted commit left removed."""
     if args.output_dir is None:
         args.output_dir = str(pathlib.Path("runs") / f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = pathlib.Path(args.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirectoryError(f"{run_dir}: cannot create the run directory ({e.strerror}); "
+                                "choose another --output-dir.") from None
+    key = run_dir.resolve()
+    if key not in _RUN_LOCKS:  # a second run in this same process reuses its lock
+        lock = RunLock(run_dir)
+        stale = lock.acquire()
+        _RUN_LOCKS[key] = lock
+        if stale.get("pid") and stale.get("pid") != os.getpid():
+            logger.info("%s: taking over the lock of process %s, which is gone", run_dir, stale["pid"])
+    removed = checkpoints.clean_stale(run_dir)
+    if removed:
+        logger.info("%s: removed %d files an interrupted save left (%s)", run_dir, len(removed),
+                    ", ".join(p.name for p in removed[:3]))
     if not args.resume:
         if (run_dir / "state.json").exists():
             raise RunDirectoryError(
@@ -163,8 +212,8 @@ def make_run_dir(args, recipe):
 
 
 def load_state(run_dir):
-    path = pathlib.Path(run_dir) / "state.json"
-    return checkpoints.read_json(path) if path.exists() else {}
+    """The committed run state: phase, epochs done, best validation values."""
+    return checkpoints.read_state(run_dir)
 
 
 def make_loader(args, dataset, model, training, **overrides):
@@ -254,24 +303,25 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
         history_file.unlink()
     train_loader.epochs = epochs
     checkpoint = RunCheckpoint(run_dir, phase, state=state)
-    model.fit(
-        train_loader.for_fit(initial_epoch=done),
-        validation_data=divisible_batches(val_loader),
-        epochs=epochs,
-        initial_epoch=done,
-        steps_per_epoch=train_loader.steps_per_epoch,
-        validation_steps=divisible_steps(val_loader),
-        shuffle=False,  # the loader shuffles, per epoch and seeded
-        callbacks=[
-            NaNGuard(run_dir),
-            BadVideoReport(train_loader),
-            # The history row first, then the checkpoint: a run killed between
-            # the two has its extra row trimmed on resume (never a missing one).
-            keras.callbacks.CSVLogger(str(history_file), append=True),
-            checkpoint,
-        ],
-        verbose=verbose,
-    )
+    with train_loader, val_loader:  # their workers stop when the phase ends, however it ends
+        model.fit(
+            train_loader.for_fit(initial_epoch=done),
+            validation_data=divisible_batches(val_loader),
+            epochs=epochs,
+            initial_epoch=done,
+            steps_per_epoch=train_loader.steps_per_epoch,
+            validation_steps=divisible_steps(val_loader),
+            shuffle=False,  # the loader shuffles, per epoch and seeded
+            callbacks=[
+                NaNGuard(run_dir),
+                BadVideoReport(train_loader),
+                # The history row first, then the checkpoint: a run killed between
+                # the two has its extra row trimmed on resume (never a missing one).
+                keras.callbacks.CSVLogger(str(history_file), append=True),
+                checkpoint,
+            ],
+            verbose=verbose,
+        )
     return checkpoint.state
 
 
@@ -280,26 +330,21 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     run_dir = pathlib.Path(run_dir)
     paths = [p for p, _ in test_dataset.items]
     results = {}
-    single = evaluation.evaluate(
-        model, make_loader(args, test_dataset, model, training=False, views="single", with_index=True),
-        paths=paths,
-    )
+
+    def evaluate(views):
+        with make_loader(args, test_dataset, model, training=False, views=views, with_index=True) as loader:
+            return evaluation.evaluate(model, loader, paths=paths)
+
+    single = evaluate("single")
     results["single_view"] = single
-    if tta_views and tta_views > 1:
-        tta = evaluation.evaluate(
-            model,
-            make_loader(args, test_dataset, model, training=False, views=f"tta{tta_views}",
-                        with_index=True),
-            paths=paths,
-        )
-    else:
-        tta = single
+    tta = evaluate(f"tta{tta_views}") if tta_views and tta_views > 1 else single
     results["tta"] = tta
     metrics = {
         "single_view": evaluation.summary(single),
         "tta": evaluation.summary(tta),
         "tta_views": tta_views,
         "num_videos": single["num_videos"],
+        "skipped_videos": skipped_by_split(args, test_dataset),
         "backend": keras.backend.backend(),
     }
     if args.dataset == "synthetic":
@@ -323,6 +368,17 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
         single["top1"], single["top5"], tta_views, tta["top1"], tta["top5"], single["num_videos"],
     )
     return metrics
+
+
+def skipped_by_split(args, test_dataset):
+    """`{"train": [...], "test": [...]}`: the unreadable videos the run skipped, per split."""
+    from keras_har.data.pipeline import BadVideoLog
+
+    log = getattr(args, "bad_video_log", None)
+    entries = BadVideoLog(log).entries() if log else []
+    test_paths = set(test_dataset.paths)
+    names = sorted({path for path, *_ in entries})
+    return {"train": [p for p in names if p not in test_paths], "test": [p for p in names if p in test_paths]}
 
 
 def set_precision_and_distribution(args, model_cls=None):
