@@ -92,10 +92,13 @@ class BadVideoLog:
 
 def init_worker(worker_index=0, worker_count=1):
     """Keep OpenCV to one thread in each loader worker (the workers are the
-    parallelism; OpenCV's own threads would oversubscribe the cores)."""
+    parallelism; OpenCV's own threads would oversubscribe the cores), and give
+    the video decoder the cores the workers leave (one each when there are as
+    many workers as cores)."""
     import cv2
 
     cv2.setNumThreads(1)
+    decoding.set_threads(max(1, (os.cpu_count() or 1) // max(1, worker_count)))
 
 
 class ClipSampler:
@@ -317,7 +320,7 @@ class VideoLoader:
 
         shape, classes = self.sample_shape(), self.sampler.num_classes
         sampler, finisher = self.sampler, self.finisher
-        init_worker()
+        init_worker(0, max(1, self.workers))  # the parallel calls share this process
 
         def load(slot):
             return sampler(int(slot))
