@@ -120,15 +120,11 @@ def _reason(error):
     return text[0] if text else type(error).__name__
 
 
-def _usable(packet):
-    """A packet that becomes a presented frame (FFmpeg skips empty packets, and
-    drops the frames of packets an edit list hides)."""
-    return packet.size > 0 and not packet.is_discard
-
-
 def _packets(container, stream):
-    """The stream's packets in decode order; a read error ends the stream (as
-    for FFmpeg, which stops at a truncated file's end)."""
+    """The stream's non-empty packets in decode order (FFmpeg skips empty
+    ones); a read error ends the stream, as FFmpeg stops at a truncated file's
+    end. Packets an edit list hides are kept: the decoder needs them, and drops
+    their frames itself."""
     import av
 
     demux = container.demux(stream)
@@ -193,16 +189,27 @@ def _index(path, container=None, stream=None):
     return index
 
 
-def _rgb(frame):
+def _quarter_turns(frame):
+    return int(round((frame.rotation or 0) / 90.0)) % 4
+
+
+def _rgb(frame, size=None):
     """An RGB uint8 array of a decoded frame, turned as its rotation tag says
-    (as FFmpeg's auto-rotation)."""
+    (as FFmpeg's auto-rotation), resized to `size` = (height, width) of the
+    turned frame when given (area interpolation, in the same swscale pass as
+    the colour conversion)."""
     import av
 
     reformatter = getattr(_local, "reformatter", None)
     if reformatter is None:
         reformatter = _local.reformatter = av.video.reformatter.VideoReformatter()
-    image = reformatter.reformat(frame, format="rgb24").to_ndarray()
-    turns = int(round((frame.rotation or 0) / 90.0)) % 4
+    turns = _quarter_turns(frame)
+    if size is None:
+        image = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    else:
+        height, width = size[::-1] if turns % 2 else size
+        image = reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                     interpolation="AREA").to_ndarray()
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
@@ -332,7 +339,7 @@ def probe(path):
         first = next(frames, None)
         if first is not None:
             height, width = first.height, first.width
-            if int(round((first.rotation or 0) / 90.0)) % 2:
+            if _quarter_turns(first) % 2:
                 height, width = width, height
     except av.FFmpegError as e:
         raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
@@ -388,6 +395,23 @@ def read_frames(path, indices):
     indices = np.asarray(indices, dtype="int64")
     _, frames, _, _ = _decode_with(path, lambda count: indices)
     return _gather(path, frames, indices)
+
+
+def iter_frames(path, size=None):
+    """Every frame FFmpeg presents, in order, as RGB uint8 `(H, W, 3)` arrays
+    (resized to `size` = (height, width) when given). Raises `VideoReadError`
+    naming the file when it cannot be opened."""
+    import av
+
+    container, stream = _open(path)
+    try:
+        frames, _ = _decoded(container, stream)
+        for frame in frames:
+            yield _rgb(frame, size)
+    except av.FFmpegError as e:
+        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
+    finally:
+        container.close()
 
 
 def read_clip(path, choose_indices):
