@@ -47,7 +47,7 @@ def output_size(height, width, short_side):
     return (max(2, int(round(height * scale / 2)) * 2), max(2, int(round(width * scale / 2)) * 2))
 
 
-def _encoder(container, path, fps, size, keyframe_interval, threads):
+def encoder_stream(container, path, fps, size, keyframe_interval, threads):
     """A video stream on `container`: H.264 (VP9 for .webm), constant quality,
     a keyframe at least every `keyframe_interval` frames, no B-frames."""
     rate = fractions.Fraction(fps).limit_denominator(1001) if fps > 0 else fractions.Fraction(25)
@@ -83,7 +83,7 @@ def prepare_video(src, dst, short_side=320, keyframe_interval=16, threads=1):
     written = 0
     try:
         with av.open(str(tmp), "w") as container:
-            stream = _encoder(container, dst, fps, size, keyframe_interval, threads)
+            stream = encoder_stream(container, dst, fps, size, keyframe_interval, threads)
             for image in decoding.iter_frames(src, size):
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts = written
