@@ -61,14 +61,16 @@ def write_videos(root, num_videos, num_frames, height=240, width=320, seed=0):
 
 def write_hd_videos(root, num_videos=6, num_frames=90, height=1080, width=1920, seed=0):
     """`root/<class>/*.mp4`: 1080p H.264 with a single keyframe (a long-GOP
-    source as Kinetics' can be), the moving box over a texture."""
+    source as Kinetics' can be), the moving box over a texture with camera-like
+    noise (a few Mbit/s, as real 1080p sources)."""
     import av
     import cv2
 
     from keras_har.data.prepare import encoder_stream
 
     rng = np.random.default_rng(seed)
-    texture = cv2.resize(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), (width, height))
+    texture = cv2.resize(rng.integers(0, 255, (270, 480, 3), dtype=np.uint8), (width, height))
+    grain = rng.integers(0, 12, (8, height, width, 1), dtype=np.uint8)  # camera noise: a real bitrate
     for i in range(num_videos):
         path = pathlib.Path(root) / f"class_{i % 3}" / f"hd_{i:03d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,7 @@ def write_hd_videos(root, num_videos=6, num_frames=90, height=1080, width=1920, 
             stream = encoder_stream(container, path, 30.0, (height, width), 10**6, os.cpu_count() or 1)
             stream.codec_context.max_b_frames = 3
             for t in range(num_frames):
-                frame = np.roll(texture, 8 * t + 40 * i, axis=1)
+                frame = np.roll(texture, 8 * t + 40 * i, axis=1) + grain[t % len(grain)]
                 x = (60 + 12 * t) % (width - 200)
                 frame[400:600, x:x + 200] = (40 * (i % 6), 200, 255 - 30 * (i % 8))
                 image = av.VideoFrame.from_ndarray(frame, format="rgb24")

@@ -124,6 +124,8 @@ def test_a_seek_gives_the_frame_decoding_from_the_start_gives(videos, name):
     # any order and repeats
     indices = np.array([count - 1, 0, count // 2, 0])
     _assert_ffmpegs_frames(read_frames(str(path), indices), oracle, indices, name)
+    # past the end: the last frame stands in
+    _assert_ffmpegs_frames(read_frames(str(path), [count + 3]), oracle, [count - 1], name)
 
 
 def test_threaded_decoding_gives_the_same_frames(videos):
@@ -149,6 +151,10 @@ def test_damaged_mp4_gives_the_frames_ffmpeg_presents(exe, tmp_path):
     cut.write_bytes(data[: len(data) * 6 // 10])
     oracle = ffmpeg_frames(exe, cut, HEIGHT, WIDTH)
     assert 0 < len(oracle) < 120
+    # past the end of a file not read yet: FFmpeg's last frame stands in
+    shutil.copyfile(cut, tmp_path / "cut_copy.mp4")
+    _assert_ffmpegs_frames(read_frames(str(tmp_path / "cut_copy.mp4"), [200]), oracle,
+                           [len(oracle) - 1], "cut_copy.mp4")
     clip = read_clip(str(cut), lambda n: decoding.eval_indices(n, 4, 2, 1))
     indices = decoding.eval_indices(len(oracle), 4, 2, 1)
     _assert_ffmpegs_frames(clip, oracle, indices, "cut.mp4")

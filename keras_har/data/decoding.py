@@ -239,13 +239,18 @@ def _decode_by_pts(container, stream, index, wanted, fresh):
     """`{frame index: RGB}` for the sorted unique `wanted` indices (all below
     `index.count`), by seeking and matching timestamps; None when the
     timestamps do not lead to every wanted frame."""
+    import av
+
     first, last = int(index.pts[wanted[0]]), int(index.pts[wanted[-1]])
     by_pts = {int(index.pts[i]): int(i) for i in wanted}
     seek = index.seek_target(int(wanted[0]))
     if seek is None:
         return None
     if not (fresh and seek == index.keyframes[0][1]):  # a fresh file starts there
-        container.seek(seek, backward=True, any_frame=False, stream=stream)
+        try:
+            container.seek(seek, backward=True, any_frame=False, stream=stream)
+        except av.FFmpegError:
+            return None
         stream.codec_context.flush_buffers()
     frames, errors = _decoded(container, stream)
     out = {}
@@ -262,20 +267,26 @@ def _decode_by_pts(container, stream, index, wanted, fresh):
     return out
 
 
-def _decode_counting(container, stream, wanted):
-    """`({index: RGB}, end)` by counting decoded frames from the start; `end` is
-    the number of frames the video has when it ended before the last wanted
-    index, else None."""
-    frames, _ = _decoded(container, stream)
-    wanted_set = {int(i) for i in wanted}
-    last = int(wanted[-1])
-    out, position = {}, -1
-    for position, frame in enumerate(frames):
-        if position in wanted_set:
+def _decode_counting(path, wanted):
+    """`({index: RGB}, end)` by counting the frames decoded from the start of a
+    fresh open of `path`; `end` is the number of frames the video has when it
+    ended before the last wanted index, else None."""
+    container, stream = _open(path)
+    try:
+        frames, _ = _decoded(container, stream)
+        wanted_set = {int(i) for i in wanted}
+        last = int(wanted[-1])
+        out, position, frame = {}, -1, None
+        for position, frame in enumerate(frames):
+            if position in wanted_set:
+                out[position] = _rgb(frame)
+            if position >= last:
+                return out, None
+        if frame is not None and position not in out:  # the stand-in past the end
             out[position] = _rgb(frame)
-        if position >= last:
-            return out, None
-    return out, position + 1
+        return out, position + 1
+    finally:
+        container.close()
 
 
 def _decode_with(path, choose):
@@ -298,25 +309,27 @@ def _decode_with(path, choose):
         wanted = np.unique(indices)
         if wanted.size and wanted[0] < 0:
             raise VideoReadError(f"{_name(path)}: negative frame index {int(wanted[0])}.")
-        present = wanted[wanted < index.count]
-        end = index.count if present.size < wanted.size else None
-        if present.size == 0:
-            return indices, {}, end, index.count
+        if wanted.size == 0:
+            return indices, {}, None, index.count
+        # past the end: the last frame stands in (decoded as one of the wanted)
+        end = index.count if wanted[-1] >= index.count else None
+        present = np.unique(np.minimum(wanted, index.count - 1))
         if index.pts is not None:
             frames = _decode_by_pts(container, stream, index, present, fresh)
             if frames is not None:
                 return indices, frames, end, index.count
             index.pts = None
-        container.seek(0, backward=True, stream=stream)
-        stream.codec_context.flush_buffers()
-        frames, end = _decode_counting(container, stream, wanted)
-        if end is not None:
-            index.count = end
-        return indices, frames, end, index.count
     except av.FFmpegError as e:
         raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
     finally:
         container.close()
+    try:
+        frames, end = _decode_counting(path, wanted)
+    except av.FFmpegError as e:
+        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
+    if end is not None:
+        index.count = end
+    return indices, frames, end, index.count
 
 
 def probe(path):
@@ -327,24 +340,13 @@ def probe(path):
     Raises `VideoReadError` naming the file when it cannot be opened or has
     no frame.
     """
-    import av
-
-    container, stream = _open(path)
+    index = _index(path)
+    frames = iter_frames(path)
     try:
-        index = _index(path, container, stream)
-        height, width = index.height, index.width
-        container.seek(0, backward=True, stream=stream)
-        stream.codec_context.flush_buffers()
-        frames, _ = _decoded(container, stream)
         first = next(frames, None)
-        if first is not None:
-            height, width = first.height, first.width
-            if _quarter_turns(first) % 2:
-                height, width = width, height
-    except av.FFmpegError as e:
-        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
     finally:
-        container.close()
+        frames.close()
+    height, width = first.shape[:2] if first is not None else (index.height, index.width)
     return index.count, index.fps, height, width
 
 
