@@ -22,6 +22,7 @@ frame (as the official loader does).
 """
 
 import collections
+import contextlib
 import os
 import threading
 
@@ -113,6 +114,17 @@ def _open(path):
     else:
         context.thread_count = 1
     return container, stream
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """FFmpeg's errors (and PyAV's ValueErrors) as `VideoReadError` naming the file."""
+    import av
+
+    try:
+        yield
+    except (av.FFmpegError, ValueError) as e:
+        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
 
 
 def _reason(error):
@@ -299,12 +311,11 @@ def _decode_with(path, choose):
     index cache and read by counting frames from its start from then on; the
     count found by decoding to its end replaces the packets' count.
     """
-    import av
-
     container, stream = _open(path)
     try:
         fresh = _index_key(path) in _index_cache
-        index = _index(path, container, stream)
+        with _naming(path):
+            index = _index(path, container, stream)
         indices = np.asarray(choose(index.count), dtype="int64")
         wanted = np.unique(indices)
         if wanted.size and wanted[0] < 0:
@@ -315,18 +326,15 @@ def _decode_with(path, choose):
         end = index.count if wanted[-1] >= index.count else None
         present = np.unique(np.minimum(wanted, index.count - 1))
         if index.pts is not None:
-            frames = _decode_by_pts(container, stream, index, present, fresh)
+            with _naming(path):
+                frames = _decode_by_pts(container, stream, index, present, fresh)
             if frames is not None:
                 return indices, frames, end, index.count
             index.pts = None
-    except av.FFmpegError as e:
-        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
     finally:
         container.close()
-    try:
+    with _naming(path):
         frames, end = _decode_counting(path, wanted)
-    except av.FFmpegError as e:
-        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
     if end is not None:
         index.count = end
     return indices, frames, end, index.count
@@ -403,15 +411,12 @@ def iter_frames(path, size=None):
     """Every frame FFmpeg presents, in order, as RGB uint8 `(H, W, 3)` arrays
     (resized to `size` = (height, width) when given). Raises `VideoReadError`
     naming the file when it cannot be opened."""
-    import av
-
     container, stream = _open(path)
     try:
-        frames, _ = _decoded(container, stream)
-        for frame in frames:
-            yield _rgb(frame, size)
-    except av.FFmpegError as e:
-        raise VideoReadError(f"{_name(path)}: {_reason(e)}") from None
+        with _naming(path):
+            frames, _ = _decoded(container, stream)
+            for frame in frames:
+                yield _rgb(frame, size)
     finally:
         container.close()
 
