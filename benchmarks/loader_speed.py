@@ -17,8 +17,11 @@ under DIR), then times, in one run:
     python benchmarks/loader_speed.py [--json PATH] [--quick] [--data-root DIR]
     python benchmarks/loader_speed.py --write-hd DIR   # 1080p H.264 sources, one keyframe each
 
-The JSON holds {"results": [{"pipeline", "decoder", "workers", "clips_per_s"}, ...],
-"machine": {cpu, cpus, load_average}, ...}. `--quick` (few videos, few batches)
+Every loader is measured `--repeat` times (rows interleaved) and the best is
+kept; the decoders alone are also timed in CPU ms per clip in this process,
+which other processes on the machine hardly affect. The JSON holds
+{"results": [{"pipeline", "decoder", "workers", "clips_per_s"}, ...],
+"decode_cpu_ms_per_clip": {"pyav", "opencv"}, "machine": {cpu, cpus, load_average}, ...}. `--quick` (few videos, few batches)
 finishes in well under a minute.
 """
 
@@ -156,17 +159,34 @@ def naive_pil_batches(items, batch_size, num_frames, sampling_rate, image_size, 
         yield np.stack(clips), None
 
 
-def run(quick=False, json_path=None, data_root=None):
-    from keras_har.data import VideoFolder, make_loader
-    from opencv_decoding import use_opencv  # beside this script
+def decode_cpu_ms(items, read_clip, num_clips, seed=0):
+    """CPU milliseconds per training clip of `read_clip` alone, in this process
+    on one thread (little affected by other processes on the machine)."""
+    from keras_har.data import decoding
+
+    rng = np.random.default_rng(seed)
+    paths = [items[int(i)][0] for i in rng.integers(len(items), size=num_clips)]
+    read_clip(paths[0], lambda n: decoding.train_indices(n, 16, 2, rng))  # warm-up
+    start = time.process_time()
+    for path in paths:
+        read_clip(path, lambda n: decoding.train_indices(n, 16, 2, rng))
+    return (time.process_time() - start) / num_clips * 1000
+
+
+def run(quick=False, json_path=None, data_root=None, repeat=None):
+    import cv2
+
+    import opencv_decoding  # beside this script
+    from keras_har.data import VideoFolder, decoding, make_loader
 
     num_videos, num_frames, num_batches = (8, 40, 2) if quick else (64, 90, 24)
     batch_size = 2 if quick else 8
     if data_root and not quick:
         batch_size, num_batches = 4, 6
+    repeat = repeat or (1 if quick else 2)
     rows = [("grain", "pyav", 1), ("grain", "opencv", 1), ("grain", "pyav", 2), ("grain", "opencv", 2),
             ("tf", "pyav", 1), ("tf", "pyav", 2)]
-    results = []
+    rates = {row: [] for row in rows}
     with contextlib.ExitStack() as stack:
         if data_root:
             dataset = video_index(data_root)
@@ -179,27 +199,43 @@ def run(quick=False, json_path=None, data_root=None):
                   f"in {time.perf_counter() - start:.1f}s")
             dataset = VideoFolder(tmp)
         print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), load average {load_average()}")
-        for loader, decoder, workers in rows:
-            batches = make_loader(
-                dataset, training=True, batch_size=batch_size, num_frames=16,
-                sampling_rate=2, image_size=224, mean=MEAN, std=STD, mixup_alpha=0.8,
-                loader=loader, workers=workers, seed=0, epochs=None,
-            )
-            if decoder == "opencv":
-                use_opencv(batches)
-            # warm-up: every worker has started and delivered a batch
-            rate = time_batches(batches.for_fit(), batch_size, num_batches, warmup=workers + 1)
-            results.append({"pipeline": loader, "decoder": decoder, "workers": workers,
-                            "clips_per_s": round(rate, 2)})
-            print(f"{loader:>9} {decoder:>6} workers={workers}: {rate:6.1f} clips/s")
+        cv2.setNumThreads(1)
+        decoding.set_threads(1)
+        num_clips = 4 if quick else (12 if data_root else 64)
+        decode_ms = {name: round(decode_cpu_ms(dataset.items, fn, num_clips), 2) for name, fn in
+                     (("pyav", decoding.read_clip), ("opencv", opencv_decoding.read_clip))}
+        decoding.set_threads(0)
+        print(f"decoding alone, CPU ms per clip (one thread): {decode_ms}")
+        for round_ in range(repeat):  # rows interleaved, best of the rounds
+            for row in rows:
+                loader, decoder, workers = row
+                batches = make_loader(
+                    dataset, training=True, batch_size=batch_size, num_frames=16,
+                    sampling_rate=2, image_size=224, mean=MEAN, std=STD, mixup_alpha=0.8,
+                    loader=loader, workers=workers, seed=round_, epochs=None,
+                )
+                if decoder == "opencv":
+                    opencv_decoding.use_opencv(batches)
+                # warm-up: every worker has started and delivered a batch
+                rates[row].append(time_batches(batches.for_fit(), batch_size, num_batches,
+                                               warmup=workers + 1))
+                print(f"{loader:>9} {decoder:>6} workers={workers}: {rates[row][-1]:6.1f} clips/s "
+                      f"(round {round_ + 1}/{repeat}, load {load_average()[0]})")
+        results = [{"pipeline": loader, "decoder": decoder, "workers": workers,
+                    "clips_per_s": round(max(rates[(loader, decoder, workers)]), 2)}
+                   for loader, decoder, workers in rows]
         naive = naive_pil_batches(dataset.items, batch_size, 16, 2, 224)
         rate = time_batches(naive, batch_size, max(1, num_batches // 2))
         results.append({"pipeline": "naive_pil", "decoder": "opencv", "workers": 0,
                         "clips_per_s": round(rate, 2)})
         print(f"naive_pil opencv workers=0: {rate:6.1f} clips/s")
+        print("best of the rounds:")
+        for r in results:
+            print(f"{r['pipeline']:>9} {r['decoder']:>6} workers={r['workers']}: {r['clips_per_s']:6.1f} clips/s")
     report = {
         "results": results,
-        "config": {"videos": len(dataset.items), "data_root": data_root,
+        "decode_cpu_ms_per_clip": decode_ms,
+        "config": {"repeat": repeat, "videos": len(dataset.items), "data_root": data_root,
                    "frames_per_video": None if data_root else num_frames,
                    "video_size": None if data_root else [320, 240],
                    "num_frames": 16, "sampling_rate": 2, "image_size": 224,
@@ -221,13 +257,16 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a small run (< 1 min)")
     parser.add_argument("--data-root", metavar="DIR",
                         help="time your own videos: every video file under DIR (labels: parent folders)")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="measure every loader N times, interleaved, and keep the best "
+                             "(default 2; 1 with --quick)")
     parser.add_argument("--write-hd", metavar="DIR",
                         help="only write 1080p single-keyframe H.264 videos into DIR, then exit")
     args = parser.parse_args(argv)
     if args.write_hd:
         write_hd_videos(args.write_hd)
         return
-    run(quick=args.quick, json_path=args.json, data_root=args.data_root)
+    run(quick=args.quick, json_path=args.json, data_root=args.data_root, repeat=args.repeat)
 
 
 if __name__ == "__main__":
