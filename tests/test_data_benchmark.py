@@ -26,6 +26,8 @@ def test_loader_speed_quick_writes_json(tmp_path):
         ("tf", "pyav", 1), ("tf", "pyav", 2), ("naive_pil", "opencv", 0)}
     assert all(isinstance(r["clips_per_s"], float) and r["clips_per_s"] > 0 for r in results)
     assert report["machine"]["cpu"] and len(report["machine"]["load_average"]) == 3
+    assert set(report["decode_cpu_ms_per_clip"]) == {"pyav", "opencv"}
+    assert all(ms > 0 for ms in report["decode_cpu_ms_per_clip"].values())
 
 
 def test_data_root_indexes_every_video_by_folder(tmp_path, monkeypatch):
