@@ -1,4 +1,5 @@
-"""Frame sampling and OpenCV decoding, on real video files."""
+"""Frame sampling and decoding, on real video files (OpenCV-written; see
+test_data_decoding_ffmpeg.py for the check against FFmpeg)."""
 
 import numpy as np
 import pytest
