@@ -34,7 +34,7 @@ class VideoReadError(RuntimeError):
 
 
 # Decoder threads: 0 = one per CPU, for frames at least THREADED_PIXELS large
-# (smaller ones decode faster on one thread than the threads cost to start).
+# (smaller ones decode on one thread).
 THREADED_PIXELS = 640 * 360
 _settings = {"threads": 0}
 INDEX_CACHE_SIZE = 4096
