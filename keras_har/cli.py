@@ -4,6 +4,7 @@
     keras-har evaluate --preset ./videomae_k400_keras --dataset folder --data-root clips/
     keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-... [--json]
     keras-har convert ./videomae-base-finetuned-kinetics ./videomae_base_k400_keras
+    keras-har prepare data/kinetics400 data/kinetics400_320             # re-encode for fast loading
 
 The backend is Keras's: set KERAS_BACKEND=jax|torch|tensorflow. Bad paths and
 unreadable videos give one clear line on stderr and exit status 2
@@ -359,6 +360,23 @@ def cmd_convert(args):
     return 0
 
 
+def cmd_prepare(args):
+    from keras_har.data import prepare
+
+    dest = pathlib.Path(args.dest)
+    # a missing SRC or a DST inside it: FileNotFoundError / ValueError, one line from main()
+    result = prepare.prepare_dataset(args.src, dest, short_side=args.short_side,
+                                     keyframe_interval=args.keyframe_interval,
+                                     workers=args.workers, failures=args.failures)
+    print(f"prepared {result['done']} of {result['videos']} videos ({result['frames']:,} frames) "
+          f"into {dest}; {result['skipped']} already done, {result['failed']} failed")
+    if result["failed"]:
+        print(f"keras-har prepare: error: {result['failed']} videos failed, listed in "
+              f"{result['failures_file']}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def _add_model_args(p):
     g = p.add_argument_group("model (one of)")
     m = g.add_mutually_exclusive_group()
@@ -466,6 +484,34 @@ def build_parser():
                    help="timm: input size (the position embedding is resampled)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing preset at DEST")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "prepare", help="re-encode a video dataset for fast loading (short side, keyframes)",
+        formatter_class=formatter,
+        description=_text(
+            "Re-encode every video under SRC to the same relative path under DST (as mmaction2's "
+            "resize_videos): the short side brought down to --short-side pixels, a keyframe at "
+            "least every --keyframe-interval frames, no B-frames, no audio (H.264; VP9 for "
+            ".webm). Every frame FFmpeg presents is kept, in order. Run it once on sources of "
+            "high resolution or with few keyframes (Kinetics-style 1080p videos), then train on "
+            "DST: each clip then decodes a few small frames instead of many large ones.",
+            "Videos already in DST are skipped, so an interrupted run resumes; each output is "
+            "checked to decode before it is renamed into place; videos that fail are listed in "
+            "DST/prepare_failures.txt (or --failures) and the exit status is 2."),
+        epilog="examples:\n  keras-har prepare data/kinetics400 data/kinetics400_320\n"
+               "  keras-har prepare data/hmdb51 data/hmdb51_256 --short-side 256 --keyframe-interval 8",
+    )
+    p.add_argument("src", metavar="SRC", help="the dataset tree to read")
+    p.add_argument("dest", metavar="DST", help="where to write the same tree")
+    p.add_argument("--short-side", type=_count(2), metavar="PX", default=320,
+                   help="short side of the outputs; smaller videos are not enlarged (default 320)")
+    p.add_argument("--keyframe-interval", type=_count(1), metavar="N", default=16,
+                   help="a keyframe at least every N frames (default 16)")
+    p.add_argument("--workers", type=_count(1), metavar="N",
+                   help="parallel processes (default: one per CPU)")
+    p.add_argument("--failures", metavar="FILE",
+                   help="where to list the videos that fail (default DST/prepare_failures.txt)")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 

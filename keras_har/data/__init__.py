@@ -6,6 +6,7 @@ This package imports no Keras or backend: loader worker processes stay light.
 
 from keras_har.data.decoding import (
     VideoReadError,
+    iter_frames,
     probe,
     read_clip,
     read_frames,

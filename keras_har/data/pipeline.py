@@ -100,13 +100,16 @@ class BadVideoLog:
 
 def init_worker(worker_index=0, worker_count=1):
     """In each loader worker process: OpenCV on one thread (the workers are
-    the parallelism; its own threads would oversubscribe the cores), and a
-    watchdog that ends the worker within a second when its parent process is
-    gone (a SIGKILLed run must not leave workers holding memory)."""
+    the parallelism; its own threads would oversubscribe the cores), the video
+    decoder on the cores the workers leave (one each when there are as many
+    workers as cores), and a watchdog that ends the worker within a second when
+    its parent process is gone (a SIGKILLed run must not leave workers holding
+    memory)."""
     import cv2
 
     cv2.setNumThreads(1)
-    if worker_count > 0 and multiprocessing_child():
+    decoding.set_threads(max(1, (os.cpu_count() or 1) // max(1, worker_count)))
+    if multiprocessing_child():
         start_parent_watchdog()
 
 
@@ -379,7 +382,7 @@ class VideoLoader:
 
         shape, classes = self.sample_shape(), self.sampler.num_classes
         sampler, finisher = self.sampler, self.finisher
-        init_worker()
+        init_worker(0, max(1, self.workers))  # the parallel calls share this process
 
         def load(slot):
             return sampler(int(slot))
