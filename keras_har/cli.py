@@ -526,6 +526,9 @@ def _version():
 
 
 def main(argv=None):
+    from keras_har.utils.terminal import allow_any_file_name_on_output
+
+    allow_any_file_name_on_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s",

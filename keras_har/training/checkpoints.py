@@ -6,7 +6,7 @@ compiled and trained: one file restores both (`load_checkpoint`).
 
 **One commit point per epoch** (`commit_epoch`): an epoch's files (last
 weights, the best weights of each phase, `state.json`) are written into a
-fresh directory `RUN/.checkpoints/<name>/`, and the epoch is committed by one
+fresh directory `RUN/.checkpoints/<name>-<random>/`, and the epoch is committed by one
 atomic `os.replace` of the symlink `RUN/checkpoints` onto it. Whatever the
 moment a run is killed, `RUN/checkpoints/` (and `RUN/state.json`, a symlink
 into it) is either the previous complete epoch or the new complete epoch,
@@ -26,14 +26,14 @@ COMMITTED = "checkpoints"  # the symlink: the committed epoch
 STORE = ".checkpoints"  # the epoch directories it points into
 STATE = "state.json"
 
-# Called between the file operations of a commit with a label naming the step
-# (tests inject faults here; None in normal runs).
+# Called between the file operations of a commit with the epoch's name and a
+# label naming the step (tests inject faults here; None in normal runs).
 fault_hook = None
 
 
-def _step(label):
+def _step(name, label):
     if fault_hook is not None:
-        fault_hook(label)
+        fault_hook(name, label)
 
 
 def _fsync(path):
@@ -112,30 +112,28 @@ def commit_epoch(run_dir, name, files, state, carry=()):
     tmp = store / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     for file_name, write in files.items():
-        _step(f"write {file_name}")
+        _step(name, f"write {file_name}")
         write(str(tmp / file_name))
         _fsync(tmp / file_name)
     for file_name in carry:
         if file_name not in files and previous is not None and (previous / file_name).exists():
-            _step(f"link {file_name}")
+            _step(name, f"link {file_name}")
             os.link(previous / file_name, tmp / file_name)
-    _step(f"write {STATE}")
+    _step(name, f"write {STATE}")
     with open(tmp / STATE, "w", encoding="utf-8") as f:
         json.dump(state, f, indent=2, sort_keys=True, default=str)
         f.flush()
         os.fsync(f.fileno())
     _fsync(tmp)
-    final = store / name
-    if final.exists() and final != previous:
-        shutil.rmtree(final)  # left by an attempt that was never committed
-    _step("rename the epoch directory")
+    final = store / f"{name}-{uuid.uuid4().hex[:8]}"  # never the name of an earlier attempt
+    _step(name, "rename the epoch directory")
     os.rename(tmp, final)
     link = run_dir / COMMITTED
     if link.is_dir() and not link.is_symlink():  # a run from before commit points
         os.rename(link, store / "legacy")
     new_link = run_dir / f".{COMMITTED}-{uuid.uuid4().hex[:8]}"
-    os.symlink(f"{STORE}/{name}", new_link)
-    _step("commit")
+    os.symlink(f"{STORE}/{final.name}", new_link)
+    _step(name, "commit")
     os.replace(new_link, link)  # the commit point
     _fsync(run_dir)
     _ensure_state_link(run_dir)

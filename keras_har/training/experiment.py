@@ -83,6 +83,9 @@ def describe_error(error):
 
 def setup_logging():
     """keras-har's own messages at INFO on stdout; other libraries' at WARNING."""
+    from keras_har.utils.terminal import allow_any_file_name_on_output
+
+    allow_any_file_name_on_output()
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
