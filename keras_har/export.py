@@ -142,6 +142,9 @@ def export_classifier(model, path, format, *, num_frames, sampling_rate, image_s
     kwargs = {}
     if format == "saved_model" and keras.backend.backend() == "jax":
         kwargs["is_static"] = True  # inference only: no state updates
+    # One call first: a model's first call may differ from the next ones
+    # (lazily built state), which torch's tracer rejects as an unstable trace.
+    model(keras.ops.zeros((1, num_frames, image_size, image_size, 3)), training=False)
     trainable = model.trainable
     model.trainable = False  # frozen weights: torch's tracer can fold them as constants
     try:
