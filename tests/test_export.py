@@ -149,11 +149,11 @@ def first_exportable_format():
     pytest.skip(f"no runtime installed for a format {BACKEND} exports")
 
 
-def test_runtime_imports_no_keras_or_training_backend(models, clip_paths, tmp_path):
-    """A deployment can drop Keras: loading and running an exported model
-    imports neither Keras, keras-hub nor a training backend -- except what the
-    runtime package itself loads (TensorFlow 2.21, the SavedModel runtime,
-    imports keras on its own)."""
+def test_predict_exported_imports_no_keras_or_training_backend(models, clip_paths, tmp_path):
+    """A deployment can drop Keras: `keras-har predict --exported` imports
+    neither Keras, keras-hub nor a training backend -- except what the runtime
+    package itself loads (TensorFlow 2.21, the SavedModel runtime, imports
+    keras on its own)."""
     format = first_exportable_format()
     path = exported(models["videomae"], tmp_path, format)
     forbidden = {"keras", "keras_hub", "jax", "torch", "tensorflow"}
@@ -161,21 +161,99 @@ def test_runtime_imports_no_keras_or_training_backend(models, clip_paths, tmp_pa
         "import sys, json\n"
         f"import {RUNTIME_PACKAGE[format]}\n"
         "base = set(sys.modules)\n"
-        "from keras_har import runtimes, data\n"
-        f"m = runtimes.load_exported({str(path)!r})\n"
-        f"x = data.load_video_views({clip_paths[0]!r}, num_frames=m.num_frames, "
-        "sampling_rate=m.sampling_rate, image_size=m.image_size, mean=m.image_mean, std=m.image_std)\n"
-        "logits = m(x[None])\n"
+        "from keras_har import cli\n"
+        f"code = cli.main(['predict', {clip_paths[0]!r}, '--exported', {str(path)!r}, '--json'])\n"
         "top = lambda names: sorted({k.split('.')[0] for k in names})\n"
-        "print(json.dumps({'logits': logits.tolist(), 'added': top(set(sys.modules) - base), "
-        "'runtime': top(base)}))\n"
+        "print(json.dumps({'code': code, 'added': top(set(sys.modules) - base), 'runtime': top(base)}))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    *predictions, modules = out.stdout.strip().splitlines()
+    result = json.loads(modules)
+    assert result["code"] == 0
     assert not forbidden & set(result["added"]), sorted(forbidden & set(result["added"]))
     if format != "saved_model":  # ONNX Runtime, OpenVINO, LiteRT load none of them either
         assert not forbidden & set(result["runtime"]), sorted(forbidden & set(result["runtime"]))
+    (prediction,) = json.loads("\n".join(predictions))
     config = json.loads(runtimes.settings_path(path).read_text())
-    expected = models["videomae"].predict(decoded_batch(clip_paths[:1], config), verbose=0)
-    np.testing.assert_allclose(result["logits"], expected, atol=1e-4, rtol=0)
+    expected = models["videomae"].predict(decoded_batch(clip_paths[:1], config), verbose=0)[0]
+    probs = np.exp(expected - expected.max()) / np.exp(expected - expected.max()).sum()
+    top = np.argsort(-probs)
+    assert [t["label"] for t in prediction["top"]] == [LABELS[i] for i in top]
+    np.testing.assert_allclose([t["probability"] for t in prediction["top"]], probs[top], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def run_dir(models, tmp_path_factory):
+    """A finished run directory (as tests/test_cli.py builds it): the tiny
+    VideoMAE saved as a preset and the config.json of its clip settings."""
+    run = tmp_path_factory.mktemp("export_run") / "videomae-run"
+    run.mkdir()
+    models["videomae"].save_to_preset(str(run / "model"))
+    (run / "config.json").write_text(json.dumps(
+        {"num_frames": NUM_FRAMES, "sampling_rate": SAMPLING_RATE, "image_size": IMAGE_SIZE}))
+    return run
+
+
+def cli_json(capsys, argv):
+    from keras_har import cli
+
+    capsys.readouterr()
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.parametrize("views", ["single", "tta"])
+def test_cli_export_then_predict_exported(run_dir, clip_paths, tmp_path, capsys, views):
+    """keras-har export, then predict --exported: the same labels and
+    probabilities as predict with the run's Keras model."""
+    from keras_har import cli
+
+    format = first_exportable_format()
+    path = output_path(tmp_path, format)
+    assert cli.main(["export", "--run-dir", str(run_dir), "--format", format, "--output", str(path)]) == 0
+    assert "wrote" in capsys.readouterr().out and runtimes.settings_path(path).exists()
+    keras_out = cli_json(capsys, ["predict", *clip_paths, "--run-dir", str(run_dir), "--views", views,
+                                  "--json", "--top-k", "3"])
+    exported_out = cli_json(capsys, ["predict", *clip_paths, "--exported", str(path), "--views", views,
+                                     "--json", "--top-k", "3"])
+    assert len(exported_out) == len(clip_paths)
+    for k, e in zip(keras_out, exported_out):
+        assert (e["video"], e["views"], e["num_views"]) == (k["video"], k["views"], k["num_views"])
+        assert [t["label"] for t in e["top"]] == [t["label"] for t in k["top"]]
+        np.testing.assert_allclose([t["probability"] for t in e["top"]],
+                                   [t["probability"] for t in k["top"]], atol=1e-5)
+    # An existing output is not replaced silently.
+    assert cli.main(["export", "--run-dir", str(run_dir), "--format", format, "--output", str(path)]) == 2
+    assert "exists (pass --overwrite)" in capsys.readouterr().err
+
+
+def test_cli_export_errors_are_one_line(run_dir, clip_paths, tmp_path, capsys):
+    from keras_har import cli
+
+    unsupported = [f for f in export.FORMATS if BACKEND not in export.EXPORTING_BACKENDS[f]]
+    supported = next(f for f in export.FORMATS if BACKEND in export.EXPORTING_BACKENDS[f])
+    wrong = {"saved_model": ("m.onnx", "a SavedModel is a directory")}.get(
+        supported, ("m.bogus", f"must end in {export.SUFFIX[supported]}"))
+    cases = [(["--format", supported, "--output", str(tmp_path / wrong[0])], wrong[1])]
+    if unsupported:
+        f = unsupported[0]
+        cases.append((["--format", f, "--output", str(output_path(tmp_path, f))],
+                      f"KERAS_BACKEND={sorted(export.EXPORTING_BACKENDS[f])[0]}"))
+    for argv, message in cases:
+        capsys.readouterr()
+        assert cli.main(["export", "--run-dir", str(run_dir), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    for argv, message in [
+        (["--exported", str(tmp_path / "none.onnx")], "none.onnx: no such file"),
+        (["--exported", "m.onnx", "--run-dir", str(run_dir)], "not both"),
+        (["--run-dir", str(run_dir), "--stride", "1"], "--stride is for --window"),
+        (["--run-dir", str(run_dir), "--window", "1", "--views", "official"], "--window takes"),
+    ]:
+        capsys.readouterr()
+        assert cli.main(["predict", clip_paths[0], *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
