@@ -39,7 +39,7 @@ def test_export_speed_quick(tmp_path):
         if "float32" in row["name"] and not row["name"].startswith("transformers"):
             assert row["max_logit_diff"] < 1e-4 and row["top1_agreement"] == 1.0, row
         elif "max_logit_diff" in row:  # bf16 / int8: a measured, small cost
-            assert 0 < row["max_logit_diff"] < 0.5, row
+            assert 0 <= row["max_logit_diff"] < 0.5, row
     assert set(result["targets"]) == {"b1", "b2"}
     assert all(isinstance(t["met"], bool) for t in result["targets"].values())
     assert result["machine"]["cpu"] and result["machine"]["load_before"] is not None
