@@ -575,7 +575,10 @@ def build_parser():
             "edge and cropped. Unreadable files are reported on stderr, one line each, and the "
             "exit status is 2; the other videos are still labelled."),
         epilog="examples:\n  keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-20250101-120000\n"
-               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json",
+               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json\n"
+               "  keras-har predict clip.mp4 --exported deploy/model.onnx\n"
+               "  keras-har predict match.mp4 --exported deploy/model.onnx --window 2 --stride 1 "
+               "--output labels.csv --timeline",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ...)")
     _add_model_args(p)
