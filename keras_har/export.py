@@ -156,6 +156,10 @@ def export_classifier(model, path, format, *, num_frames, sampling_rate, image_s
     finally:
         model.trainable = trainable
     config = deployment_config(model, format, preprocessing, path.name)
+    if format == "openvino":  # torch's tracer names the input "input"
+        import openvino as ov
+
+        config["input"]["name"] = ov.Core().read_model(str(path)).inputs[0].get_any_name()
     where = settings_path(path)
     where.write_text(json.dumps(config, indent=2) + "\n")
     return where

@@ -98,6 +98,14 @@ def test_exported_logits_match_keras(models, clip_paths, tmp_path, arch, format)
     assert config["labels"] == LABELS == loaded.class_names
     assert config["preprocessing"]["mean"] == list(model.image_mean)
     assert config["input"]["shape"] == [None, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3]
+    if format == "onnx":  # the input name a program feeds
+        import onnxruntime
+
+        assert config["input"]["name"] == onnxruntime.InferenceSession(str(path)).get_inputs()[0].name
+    elif format == "openvino":
+        import openvino
+
+        assert config["input"]["name"] == openvino.Core().read_model(str(path)).inputs[0].get_any_name()
     x = decoded_batch(clip_paths, config)
     expected = np.asarray(model.predict(x, verbose=0))
     assert np.ptp(expected) > 0.1  # the clips give different, non-trivial logits
