@@ -5,6 +5,8 @@
     keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-... [--json]
     keras-har convert ./videomae-base-finetuned-kinetics ./videomae_base_k400_keras
     keras-har prepare data/kinetics400 data/kinetics400_320             # re-encode for fast loading
+    keras-har export --run-dir runs/videomae_two_phase-... --format onnx --output model.onnx
+    keras-har predict clip.mp4 --exported model.onnx [--window 2 --stride 1 --timeline]
 
 The backend is Keras's: set KERAS_BACKEND=jax|torch|tensorflow. Bad paths and
 unreadable videos give one clear line on stderr and exit status 2
@@ -276,7 +278,7 @@ def cmd_predict(args):
 
     from keras_har.data import decoding
 
-    _check_model_args(args)
+    _check_predict_args(args)
     errors = {}
 
     def bad(path, message):
@@ -296,12 +298,14 @@ def cmd_predict(args):
                 bad(path, e)
     if len(errors) == len(args.videos):
         return EXIT_USAGE
-    model, _ = _model_from_args(args)
+    model, (num_frames, sampling_rate, image_size), view_logits = _predict_model(args)
     from keras_har import data, evaluation
 
-    num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
     num_clips = (args.num_clips or view_protocols.OFFICIAL_CLIPS) if args.views == "official" else 1
     views = view_protocols.loader_views(args.views)
+    if args.window:
+        return _predict_windows(args, model, (num_frames, sampling_rate, image_size), view_logits,
+                                views, errors)
     results = []
     for path in args.videos:
         if path in errors:
@@ -318,7 +322,7 @@ def cmd_predict(args):
             bad(path, e)
             results.append({"video": path, "error": errors[path]})
             continue
-        logits = evaluation.view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
+        logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
         probs = evaluation.softmax(logits)[0]
         top = np.argsort(-probs, kind="stable")[: args.top_k]
         results.append({
@@ -336,6 +340,123 @@ def cmd_predict(args):
                 for t in r["top"]:
                     print(f"  {t['probability']:7.2%}  {t['label']}")
     return EXIT_USAGE if errors else 0
+
+
+def _check_predict_args(args):
+    """predict: one model source (--exported, or --run-dir / --preset) and
+    window flags that fit."""
+    if args.exported:
+        if args.run_dir or args.preset:
+            raise CLIError("give --exported PATH or --run-dir / --preset, not both")
+        if args.num_frames or args.image_size:
+            raise CLIError("--num-frames and --image-size are fixed when a model is exported")
+        if args.num_clips is not None and args.views != "official":
+            raise CLIError("--num-clips is for --views official")
+    else:
+        _check_model_args(args)
+    if args.stride and not args.window:
+        raise CLIError("--stride is for --window")
+    if args.window:
+        if args.views == "official":
+            raise CLIError("--window takes --views single or tta (one clip per window)")
+        if args.window <= 0 or (args.stride is not None and args.stride <= 0):
+            raise CLIError("--window and --stride are positive seconds")
+    elif args.timeline or args.output:
+        raise CLIError("--timeline and --output are for --window")
+
+
+def _predict_model(args):
+    """(model, (num_frames, sampling_rate, image_size), view_logits) for
+    predict: an exported model run by its runtime (no Keras), or a Keras one."""
+    if args.exported:
+        from keras_har import runtimes
+
+        try:
+            with _quiet_native_stderr():
+                model = runtimes.load_exported(args.exported)
+        except runtimes.ExportedModelError as e:
+            raise CLIError(_one_line(e)) from None
+        settings = (model.num_frames, args.sampling_rate or model.sampling_rate, model.image_size)
+        return model, settings, runtimes.view_logits
+    model, _ = _model_from_args(args)
+    from keras_har import evaluation
+
+    return model, _clip_settings(args, model, _run_config(args)), evaluation.view_logits
+
+
+def _predict_windows(args, model, settings, view_logits, views, errors):
+    """predict --window: labels of every window of each video (stdout, or
+    --output CSV/JSON) and, with --timeline, timeline.png."""
+    from keras_har import long_video, plots
+
+    num_frames, sampling_rate, image_size = settings
+    stride = args.stride or args.window
+    videos = [v for v in args.videos if v not in errors]
+    results = []
+    for path in videos:
+        try:
+            results.append(long_video.label_windows(
+                path, lambda x: view_logits(model, x), window=args.window, stride=stride,
+                num_frames=num_frames, sampling_rate=sampling_rate, image_size=image_size,
+                mean=model.image_mean, std=model.image_std, class_names=model.class_names,
+                views=views, top_k=args.top_k, progress=sys.stderr.isatty()))
+        except Exception as e:  # decoding.VideoReadError, cv2.error
+            if _debug():
+                raise
+            message = _one_line(e)
+            errors[path] = message if message.startswith(path) else f"{path}: {message}"
+            print(f"keras-har predict: error: {errors[path]}", file=sys.stderr)
+    written = []
+    if args.output:
+        try:
+            written.append(long_video.write_windows(results, args.output))
+        except (OSError, ValueError) as e:
+            raise CLIError(_one_line(e)) from None
+    if args.timeline:
+        where = pathlib.Path(args.output).parent if args.output else pathlib.Path(".")
+        for r in results:
+            name = "timeline.png" if len(results) == 1 else f"{pathlib.Path(r['video']).stem}_timeline.png"
+            written.append(plots.plot_timeline(r, where / name))
+    if args.json:
+        print(json.dumps([long_video.as_json(r) for r in results], indent=2))
+    elif not args.output:
+        for r in results:
+            print(f"{r['video']} ({r['duration']:.1f} s, {len(r['windows'])} windows)")
+            for w in r["windows"]:
+                top = "  ".join(f"{t['probability']:6.1%} {t['label']}" for t in w["top"][:3])
+                print(f"  {w['start']:8.2f}-{w['end']:<8.2f} {top}")
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return EXIT_USAGE if errors else 0
+
+
+def cmd_export(args):
+    _check_model_args(args)
+    from keras_har import export
+
+    _load_backend()
+    import keras
+
+    output = pathlib.Path(args.output)
+    try:
+        export.check_export(args.format, output, keras.backend.backend())
+    except export.ExportError as e:
+        raise CLIError(_one_line(e)) from None
+    if output.exists() and not args.overwrite:
+        raise CLIError(f"{output}: exists (pass --overwrite)")
+    model, source = _model_from_args(args)
+    num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
+    if output.is_dir():
+        shutil.rmtree(output)
+    try:
+        with _quiet_native_stderr():
+            settings = export.export_classifier(model, output, args.format, num_frames=num_frames,
+                                                sampling_rate=sampling_rate, image_size=image_size)
+    except export.ExportError as e:
+        raise CLIError(_one_line(e)) from None
+    print(f"wrote {args.format} {type(model).__name__} ({model.num_classes} classes, input "
+          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}")
+    return 0
 
 
 def cmd_convert(args):
@@ -377,7 +498,7 @@ def cmd_prepare(args):
     return 0
 
 
-def _add_model_args(p):
+def _add_model_args(p, views=True):
     g = p.add_argument_group("model (one of)")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--run-dir", metavar="DIR",
@@ -392,6 +513,8 @@ def _add_model_args(p):
                    help="frame stride (default: the run's, else 2)")
     g.add_argument("--image-size", type=_count(1), metavar="N",
                    help="crop size (default: the run's, else the model's)")
+    if not views:
+        return
     g.add_argument("--views", choices=view_protocols.COMMAND_LINE_VIEWS, default="single",
                    help=view_protocols.HELP + " (default: single)")
     g.add_argument("--num-clips", type=_count(1), metavar="N",
@@ -453,15 +576,57 @@ def build_parser():
             "edge and cropped. Unreadable files are reported on stderr, one line each, and the "
             "exit status is 2; the other videos are still labelled."),
         epilog="examples:\n  keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-20250101-120000\n"
-               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json",
+               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json\n"
+               "  keras-har predict clip.mp4 --exported deploy/model.onnx\n"
+               "  keras-har predict match.mp4 --exported deploy/model.onnx --window 2 --stride 1 "
+               "--output labels.csv --timeline",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ...)")
     _add_model_args(p)
+    p.add_argument("--exported", metavar="PATH",
+                   help="run an exported model instead (keras-har export): .onnx with ONNX Runtime, "
+                        ".xml with OpenVINO, a SavedModel directory with TensorFlow, .tflite with "
+                        "LiteRT; no Keras needed")
     p.add_argument("--top-k", type=_count(1), metavar="N", default=5, help="labels per video (default 5)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list: {video, views, num_views, top: [{label, probability}]} "
                         "per video ({video, error} for an unreadable one)")
+    g = p.add_argument_group("long videos")
+    g.add_argument("--window", type=float, metavar="SECONDS",
+                   help="label every window of this many seconds (one clip centred in each)")
+    g.add_argument("--stride", type=float, metavar="SECONDS",
+                   help="seconds between window starts (default: --window, no overlap)")
+    g.add_argument("--output", metavar="FILE",
+                   help="write the window labels to FILE: .csv (video, start, end, rank, label, "
+                        "probability) or .json")
+    g.add_argument("--timeline", action="store_true",
+                   help="also plot the class scores over time: timeline.png beside --output "
+                        "(default: the current directory)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export", help="write a model for ONNX Runtime, OpenVINO, TensorFlow or LiteRT",
+        formatter_class=formatter,
+        description=_text(
+            "Export a run's or a preset's model with Keras' Model.export, with its clip settings, "
+            "normalisation and label names in a JSON beside it (PATH.json; keras_har.json inside "
+            "a SavedModel), so that `keras-har predict --exported PATH` -- or any program -- can "
+            "run it without Keras. The batch size stays dynamic.",
+            "Backends: onnx, openvino, saved_model and litert export from KERAS_BACKEND="
+            "tensorflow; openvino also from torch, saved_model also from jax."),
+        epilog="examples:\n  keras-har export --run-dir runs/videomae_two_phase-20250101-120000 "
+               "--format onnx --output deploy/model.onnx\n"
+               "  keras-har export --preset ./videomae_k400_keras --format saved_model --output deploy/sm",
+    )
+    _add_model_args(p, views=False)
+    from keras_har.export import FORMATS  # no Keras at import
+
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="onnx (.onnx), openvino (.xml + .bin), saved_model (a directory), "
+                        "litert (.tflite)")
+    p.add_argument("--output", required=True, metavar="PATH", help="the file (directory for saved_model)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing PATH")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "convert", help="write a Hugging Face / timm checkpoint as a keras-har preset",
