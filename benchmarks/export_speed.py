@@ -34,10 +34,9 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the backend that exports every format
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-try:  # triton (imported by torch._dynamo) crashes when loaded after TensorFlow
-    import torch._dynamo  # noqa: F401
-except ImportError:
-    pass
+from keras_har.utils.import_order import load_torch_before_tensorflow  # noqa: E402
+
+load_torch_before_tensorflow()
 
 import numpy as np  # noqa: E402
 

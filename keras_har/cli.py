@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import sys
 import textwrap
 

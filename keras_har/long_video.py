@@ -17,8 +17,8 @@ import pathlib
 import numpy as np
 
 from keras_har.data import clip_transforms, decoding
-
-WINDOW_VIEWS = {"single": 1, "tta3": 3, "tta6": 6}
+from keras_har.data import views as view_protocols
+from keras_har.data.normalization import normalize
 
 
 def window_bounds(duration, window, stride):
@@ -55,8 +55,9 @@ def label_windows(path, logits_fn, *, window, stride, num_frames, sampling_rate,
     "windows": [{"start", "end", "top": [{"label", "probability"}]}],
     "probabilities": (W, C) array}`.
     """
-    if views not in WINDOW_VIEWS:
-        raise ValueError(f"windows take views {', '.join(WINDOW_VIEWS)}, got {views!r}.")
+    crops = view_protocols.CROPS.get(views) if views != "official" else None
+    if crops is None:
+        raise ValueError(f"windows take views single, tta3 or tta6 (one clip per window), got {views!r}.")
     frame_count, fps, _, _ = decoding.probe(str(path))
     if fps <= 0:
         raise decoding.VideoReadError(f"{path}: the container gives no frame rate; windows need one.")
@@ -73,9 +74,8 @@ def label_windows(path, logits_fn, *, window, stride, num_frames, sampling_rate,
         indices = np.stack([window_indices(s, e, fps, frame_count, num_frames, sampling_rate)
                             for s, e in chunk])
         frames = decoding.read_frames(str(path), indices)  # (B, T, H, W, 3), one decoding pass
-        x = np.stack([clip_transforms.multi_view_clip(f, image_size, WINDOW_VIEWS[views])
-                      for f in frames])
-        logits = np.asarray(logits_fn(clip_transforms.normalize(x, mean, std)), dtype="float64")
+        x = np.stack([clip_transforms.multi_view_clip(f, image_size, crops) for f in frames])
+        logits = np.asarray(logits_fn(normalize(x, mean, std)), dtype="float64")
         z = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities.append(z / z.sum(axis=1, keepdims=True))
     probabilities = np.concatenate(probabilities)

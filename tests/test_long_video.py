@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from keras_har import cli, long_video
-from keras_har.data import clip_transforms, synthetic_videos
+from keras_har.data import clip_transforms, normalization, synthetic_videos
 from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 
 CLASSES = ["still_cross", "grow"]
@@ -37,7 +37,7 @@ def training_clips(rng, per_class):
         for _ in range(per_class):
             frames = synthetic_videos.render(cls, rng, num_frames=NUM_FRAMES * SAMPLING_RATE, size=64)
             clip = clip_transforms.center_clip(frames[::SAMPLING_RATE], IMAGE_SIZE)
-            x.append(clip_transforms.normalize(clip, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+            x.append(normalization.normalize(clip, normalization.IMAGENET_MEAN, normalization.IMAGENET_STD))
             y.append(label)
     return np.stack(x), np.array(y)
 

@@ -14,7 +14,9 @@ class KerasImpl(Runner):
     def __init__(self, backend, variant, optimizer="adamw"):
         self.backend, self.variant, self.optimizer = backend, variant, optimizer
         if backend == "torch" or variant.startswith("compile"):
-            import torch._dynamo  # noqa: F401  (before TensorFlow: see the module doc of tests/conftest.py)
+            from keras_har.utils.import_order import load_torch_before_tensorflow
+
+            load_torch_before_tensorflow()
         import keras
 
         self.keras = keras
