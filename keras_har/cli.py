@@ -355,6 +355,8 @@ def _check_predict_args(args):
             raise CLIError("--num-clips is for --views official")
     else:
         _check_model_args(args)
+        if args.runtime:
+            raise CLIError("--runtime is for --exported")
     if args.stride and not args.window:
         raise CLIError("--stride is for --window")
     if args.window:
@@ -374,7 +376,7 @@ def _predict_model(args):
 
         try:
             with _quiet_native_stderr():
-                model = runtimes.load_exported(args.exported)
+                model = runtimes.load_exported(args.exported, runtime=args.runtime)
         except runtimes.ExportedModelError as e:
             raise CLIError(_one_line(e)) from None
         settings = (model.num_frames, args.sampling_rate or model.sampling_rate, model.image_size)
@@ -588,6 +590,11 @@ def build_parser():
                    help="run an exported model instead (keras-har export): .onnx with ONNX Runtime, "
                         ".xml with OpenVINO, a SavedModel directory with TensorFlow, .tflite with "
                         "LiteRT; no Keras needed")
+    from keras_har.runtimes import RUNTIMES  # numpy only
+
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="with --exported: the runtime to run it with (default: the one PATH's kind "
+                        "says; e.g. --runtime openvino runs a .onnx file with OpenVINO)")
     p.add_argument("--top-k", type=_count(1), metavar="N", default=5, help="labels per video (default 5)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list: {video, views, num_views, top: [{label, probability}]} "

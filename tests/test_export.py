@@ -233,6 +233,10 @@ def test_cli_export_then_predict_exported(run_dir, clip_paths, tmp_path, capsys)
             assert [t["label"] for t in e["top"]] == [t["label"] for t in k["top"]]
             np.testing.assert_allclose([t["probability"] for t in e["top"]],
                                        [t["probability"] for t in k["top"]], atol=1e-5)
+    # The runtime named explicitly (--runtime) gives the same as the one PATH implies.
+    named = cli_json(capsys, ["predict", *clip_paths, "--exported", str(path), "--runtime",
+                              runtimes.runtime_for(path), "--json", "--top-k", "3"])
+    assert named == cli_json(capsys, ["predict", *clip_paths, "--exported", str(path), "--json", "--top-k", "3"])
     # An existing output is not replaced silently.
     assert cli.main(["export", "--run-dir", str(run_dir), "--format", format, "--output", str(path)]) == 2
     assert "exists (pass --overwrite)" in capsys.readouterr().err
@@ -258,6 +262,7 @@ def test_cli_export_errors_are_one_line(run_dir, clip_paths, tmp_path, capsys):
     for argv, message in [
         (["--exported", str(tmp_path / "none.onnx")], "none.onnx: no such file"),
         (["--exported", "m.onnx", "--run-dir", str(run_dir)], "not both"),
+        (["--run-dir", str(run_dir), "--runtime", "onnxruntime"], "--runtime is for --exported"),
         (["--run-dir", str(run_dir), "--stride", "1"], "--stride is for --window"),
         (["--run-dir", str(run_dir), "--window", "1", "--views", "official"], "--window takes"),
     ]:
