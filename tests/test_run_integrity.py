@@ -7,7 +7,6 @@ import errno
 import importlib.util
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import time
@@ -15,7 +14,8 @@ import time
 import keras
 import numpy as np
 import pytest
-from test_recipes import RECIPES, history, load_recipe, videomae_flags
+from test_recipes import RECIPES, history, load_recipe
+from test_recipes import videomae_flags as recipe_flags
 
 from keras_har import data
 from keras_har.converters.checkpoint import CheckpointError, load_state_dict
@@ -25,6 +25,14 @@ from keras_har.training.run_lock import RunDirectoryLocked, RunLock
 JAX_ONLY = pytest.mark.skipif(keras.backend.backend() != "jax",
                               reason="process-level behaviour: checked once, under jax")
 SCRIPTS = RECIPES.parent / "scripts"
+
+
+def videomae_flags(tiny_synthetic, out, epochs=(1, 1)):
+    """The recipe tests' tiny run, with the single test view (the kills and
+    faults here are about training and its files)."""
+    flags = recipe_flags(tiny_synthetic, out, epochs)
+    flags[flags.index("--tta-views") + 1] = "1"
+    return flags
 
 
 def errors(capsys):
