@@ -334,3 +334,13 @@ def test_file_names_that_are_not_utf8(tmp_path, capfd):
     assert code == 0
     (result,) = json.loads(out)
     assert result["video"] == odd and len(result["top"]) == 2
+
+
+def test_worker_watchdog_ends_an_orphan():
+    """A loader worker whose parent is not the one that started it (it died,
+    maybe before the worker even started) exits at once."""
+    result = subprocess.run([sys.executable, "-c", (
+        "import time; from keras_har.data.pipeline import start_parent_watchdog; "
+        "start_parent_watchdog(1); time.sleep(20); print('alive')")],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "alive" not in result.stdout
