@@ -3,3 +3,4 @@ from keras_har.models.video_classifier import VideoClassifier
 from keras_har.models.videomae_backbone import VideoMAEBackbone
 from keras_har.models.videomae_classifier import VideoMAEClassifier
 from keras_har.models.videomae_presets import VIDEOMAE_PRESETS
+from keras_har.models.videomae_pretrainer import VideoMAEPretrainer
