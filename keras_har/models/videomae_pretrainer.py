@@ -280,20 +280,15 @@ class VideoMAEPretrainer(Task):
         mask = self.check_mask(bool_masked_pos)
         logits = self({"videos": videos, "bool_masked_pos": mask}, training=False)
         patches, _ = self._target_patches(videos)
+        mean, std = (ops.convert_to_numpy(s) for s in patch_statistics(patches))
         patches = ops.convert_to_numpy(patches)
-        predicted = ops.convert_to_numpy(ops.cast(logits, "float32")).reshape(
-            logits.shape[0], self.num_masked, *patches.shape[2:]
-        )
+        predicted = ops.convert_to_numpy(ops.cast(logits, "float32")).reshape(-1, *patches.shape[2:])
         if self.norm_pix_loss:
-            mean, std = (ops.convert_to_numpy(s) for s in patch_statistics(patches))
-            mean, std = mean[mask], std[mask]
-            predicted = predicted * std.reshape(predicted.shape[0], -1, 1, patches.shape[-1]) + mean.reshape(
-                predicted.shape[0], -1, 1, patches.shape[-1]
-            )
+            predicted = predicted * std[mask] + mean[mask]
         masked_input = patches.copy()
         masked_input[mask] = 0.0
         recon = patches.copy()
-        recon[mask] = predicted.reshape(-1, *patches.shape[2:])
+        recon[mask] = predicted
         b = self.backbone
         shape = tuple(videos.shape[1:])
         return tuple(
