@@ -98,3 +98,19 @@ def test_held_out_clips_are_fixed(tiny_synthetic):
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a["bool_masked_pos"], b["bool_masked_pos"])
         np.testing.assert_array_equal(a["videos"], b["videos"])
+
+
+def test_stratified_subset(tiny_synthetic):
+    from keras_har.data.subsets import stratified_subset
+
+    train = data.HMDB51(*tiny_synthetic, split=1, subset="train")  # 6 classes x 4 videos
+    half = stratified_subset(train, 0.5, seed=0)
+    assert half.class_names == train.class_names
+    assert np.bincount(half.labels).tolist() == [2] * 6
+    assert set(half.items) <= set(train.items)
+    assert stratified_subset(train, 0.5, seed=0).items == half.items
+    assert any(stratified_subset(train, 0.5, seed=s).items != half.items for s in (1, 2, 3))
+    assert np.bincount(stratified_subset(train, 0.01).labels).tolist() == [1] * 6  # at least one each
+    assert stratified_subset(train, 1.0) is train
+    with pytest.raises(ValueError, match="fraction"):
+        stratified_subset(train, 0.0)
