@@ -27,7 +27,6 @@ e.g. `recipes/videomae_two_phase.py --preset run/model`).
 import argparse
 import logging
 import os
-import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 

@@ -33,7 +33,7 @@ from keras import layers, ops
 from keras_hub.models import Task
 
 from keras_har.data.masking import MaskGenerator
-from keras_har.layers.masked_tokens import GatherTokens, MaskedTokenSplit, MaskTokenFill, split_indices, gather_tokens
+from keras_har.layers.masked_tokens import GatherTokens, MaskedTokenSplit, MaskTokenFill, gather_tokens, split_indices
 from keras_har.models.video_classifier import IMAGENET_MEAN, IMAGENET_STD
 from keras_har.models.videomae_backbone import VideoMAEBackbone, VideoMAETransformerBlock
 from keras_har.models.videomae_presets import VIDEOMAE_PRESETS
