@@ -182,7 +182,15 @@ def build_model(args):
             decoder_num_attention_heads=args.decoder_heads, decoder_intermediate_size=args.decoder_mlp, **task,
         )
     # Continue pre-training: the checkpoint's architecture, encoder and decoder.
-    return VideoMAEPretrainer.from_preset(args.preset, **task)
+    model = VideoMAEPretrainer.from_preset(args.preset, **task)
+    backbone = model.backbone
+    if (backbone.num_frames, tuple(backbone.image_size)) != (args.num_frames, (args.image_size,) * 2):
+        raise SystemExit(
+            f"--preset {args.preset} takes {backbone.num_frames} frames of {backbone.image_size[0]}x"
+            f"{backbone.image_size[1]}; pass --num-frames {backbone.num_frames} --image-size "
+            f"{backbone.image_size[0]} (got {args.num_frames} and {args.image_size})."
+        )
+    return model
 
 
 def compile_model(model, args, steps):

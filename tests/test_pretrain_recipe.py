@@ -99,3 +99,20 @@ def test_resume_after_a_kill_matches_the_uninterrupted_run(pretrain_run, tiny_sy
     a, b = history(reference / "history_phase1.csv"), history(out / "history_phase1.csv")
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose([float(r[key]) for r in b], [float(r[key]) for r in a], rtol=1e-4, atol=1e-5)
+
+
+def test_continue_from_a_transformers_pretraining_checkpoint(tiny_synthetic, tmp_path):
+    from test_videomae import make_checkpoint
+
+    hf = make_checkpoint(tmp_path / "hf", kind="pretraining")  # 4 frames of 32x32
+    recipe = load_recipe("videomae_pretrain")
+    flags = pretrain_flags(tiny_synthetic, tmp_path / "run")
+    flags[flags.index("--preset") + 1] = str(tmp_path / "hf")
+    args = recipe.resolve_defaults(recipe.build_parser().parse_args(flags))
+    model = recipe.build_model(args)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.decoder_head.bias),
+                               hf.decoder.head.bias.detach().numpy(), atol=1e-6)
+    assert model.mask_ratio == 0.75
+    args.num_frames = 8
+    with pytest.raises(SystemExit, match="--num-frames 4"):
+        recipe.build_model(args)
