@@ -1,34 +1,46 @@
 """Clips per second of the training input pipeline (decode, augment, batch).
 
-Writes HMDB51-like videos (320x240 XVID .avi, HMDB51's codec, ~90 frames) to a temp dir, then
-times, in one run:
+Writes HMDB51-like videos (320x240 XVID .avi, HMDB51's codec, ~90 frames) to a
+temp dir (or takes your own videos with `--data-root DIR`: every video file
+under DIR), then times, in one run:
 
 - `grain` with 1 and 2 worker processes and `tf` (tf.data parallel map) with 1
   and 2 parallel calls: `keras_har.data.make_loader(training=True)`, 16 frames
-  at stride 2, 224 px, clip-consistent RandomResizedCrop + flip, Mixup 0.8;
+  at stride 2, 224 px, clip-consistent RandomResizedCrop + flip, Mixup 0.8,
+  with the library's frame-exact decoder (`decoder: "pyav"`);
+- the same `grain` loaders reading clips with the OpenCV decoder keras-har used
+  before (`decoder: "opencv"`, opencv_decoding.py), side by side;
 - `naive_pil`: the seed's baseline, in the main process: decode every frame of
   the video, then per-frame PIL resize / random crop / flip and float
   normalisation.
 
-    python benchmarks/loader_speed.py [--json PATH] [--quick]
+    python benchmarks/loader_speed.py [--json PATH] [--quick] [--data-root DIR]
+    python benchmarks/loader_speed.py --write-hd DIR   # 1080p H.264 sources, one keyframe each
 
-The JSON holds {"results": [{"pipeline", "workers", "clips_per_s"}, ...], ...}.
-`--quick` (small videos count, few batches) finishes in well under 30 s.
+Every loader is measured `--repeat` times (rows interleaved) and the best is
+kept; the decoders alone are also timed in CPU ms per clip in this process,
+which other processes on the machine hardly affect. The JSON holds
+{"results": [{"pipeline", "decoder", "workers", "clips_per_s"}, ...],
+"decode_cpu_ms_per_clip": {"pyav", "opencv"}, "machine": {cpu, cpus, load_average}, ...}. `--quick` (few videos, few batches)
+finishes in well under a minute.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import platform
 import tempfile
 import time
+import types
 
 import numpy as np
 
-from machine_info import cpu_name  # beside this script
+from machine_info import cpu_name, load_average  # beside this script
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from keras_har.data.normalization import IMAGENET_MEAN as MEAN
+from keras_har.data.normalization import IMAGENET_STD as STD
 
 
 def write_videos(root, num_videos, num_frames, height=240, width=320, seed=0):
@@ -49,6 +61,47 @@ def write_videos(root, num_videos, num_frames, height=240, width=320, seed=0):
             frame[90:150, x : x + 60] = (40 * (i % 6), 200, 255 - 30 * (i % 8))
             writer.write(frame)
         writer.release()
+
+
+def write_hd_videos(root, num_videos=6, num_frames=90, height=1080, width=1920, seed=0):
+    """`root/<class>/*.mp4`: 1080p H.264 with a single keyframe (a long-GOP
+    source as Kinetics' can be), the moving box over a texture with camera-like
+    noise (a few Mbit/s, as real 1080p sources)."""
+    import av
+    import cv2
+
+    from keras_har.data.prepare import encoder_stream
+
+    rng = np.random.default_rng(seed)
+    texture = cv2.resize(rng.integers(0, 255, (270, 480, 3), dtype=np.uint8), (width, height))
+    grain = rng.integers(0, 12, (8, height, width, 1), dtype=np.uint8)  # camera noise: a real bitrate
+    for i in range(num_videos):
+        path = pathlib.Path(root) / f"class_{i % 3}" / f"hd_{i:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path), "w") as container:
+            stream = encoder_stream(container, path, 30.0, (height, width), 10**6, os.cpu_count() or 1)
+            stream.codec_context.max_b_frames = 3
+            for t in range(num_frames):
+                frame = np.roll(texture, 8 * t + 40 * i, axis=1) + grain[t % len(grain)]
+                x = (60 + 12 * t) % (width - 200)
+                frame[400:600, x:x + 200] = (40 * (i % 6), 200, 255 - 30 * (i % 8))
+                image = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                image.pts = t
+                container.mux(stream.encode(image))
+            container.mux(stream.encode(None))
+        print(f"wrote {path}")
+
+
+def video_index(root):
+    """Every video file under `root`, labelled by its parent folder."""
+    from keras_har.data.prepare import find_videos
+
+    paths = [pathlib.Path(root) / rel for rel in find_videos(root)]
+    if not paths:
+        raise SystemExit(f"{root}: no video files")
+    class_names = sorted({p.parent.name for p in paths})
+    items = [(str(p), class_names.index(p.parent.name)) for p in paths]
+    return types.SimpleNamespace(items=items, class_names=class_names)
 
 
 def time_batches(batches, clips_per_batch, num_batches, warmup=1):
@@ -107,41 +160,91 @@ def naive_pil_batches(items, batch_size, num_frames, sampling_rate, image_size, 
         yield np.stack(clips), None
 
 
-def run(quick=False, json_path=None):
-    from keras_har.data import VideoFolder, make_loader
+def decode_cpu_ms(items, read_clip, num_clips, seed=0):
+    """CPU milliseconds per training clip of `read_clip` alone, in this process
+    on one thread (little affected by other processes on the machine)."""
+    from keras_har.data import decoding
+
+    rng = np.random.default_rng(seed)
+    paths = [items[int(i)][0] for i in rng.integers(len(items), size=num_clips)]
+    read_clip(paths[0], lambda n: decoding.train_indices(n, 16, 2, rng))  # warm-up
+    start = time.process_time()
+    for path in paths:
+        read_clip(path, lambda n: decoding.train_indices(n, 16, 2, rng))
+    return (time.process_time() - start) / num_clips * 1000
+
+
+def run(quick=False, json_path=None, data_root=None, repeat=None):
+    import cv2
+
+    import opencv_decoding  # beside this script
+    from keras_har.data import VideoFolder, decoding, make_loader
 
     num_videos, num_frames, num_batches = (8, 40, 2) if quick else (64, 90, 24)
     batch_size = 2 if quick else 8
-    workers_list = (1, 2)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="keras_har_loader_speed_") as tmp:
-        start = time.perf_counter()
-        write_videos(tmp, num_videos, num_frames)
-        print(f"wrote {num_videos} videos of {num_frames} frames (320x240 XVID) "
-              f"in {time.perf_counter() - start:.1f}s")
-        dataset = VideoFolder(tmp)
-        for loader in ("grain", "tf"):
-            for workers in workers_list:
+    if data_root and not quick:
+        batch_size, num_batches = 4, 6
+    repeat = repeat or (1 if quick else 2)
+    rows = [("grain", "pyav", 1), ("grain", "opencv", 1), ("grain", "pyav", 2), ("grain", "opencv", 2),
+            ("tf", "pyav", 1), ("tf", "pyav", 2)]
+    rates = {row: [] for row in rows}
+    with contextlib.ExitStack() as stack:
+        if data_root:
+            dataset = video_index(data_root)
+            print(f"{len(dataset.items)} videos under {data_root}")
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="keras_har_loader_speed_"))
+            start = time.perf_counter()
+            write_videos(tmp, num_videos, num_frames)
+            print(f"wrote {num_videos} videos of {num_frames} frames (320x240 XVID) "
+                  f"in {time.perf_counter() - start:.1f}s")
+            dataset = VideoFolder(tmp)
+        print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), load average {load_average()}")
+        cv2.setNumThreads(1)
+        decoding.set_threads(1)
+        num_clips = 4 if quick else (12 if data_root else 64)
+        decode_ms = {name: round(decode_cpu_ms(dataset.items, fn, num_clips), 2) for name, fn in
+                     (("pyav", decoding.read_clip), ("opencv", opencv_decoding.read_clip))}
+        decoding.set_threads(0)
+        print(f"decoding alone, CPU ms per clip (one thread): {decode_ms}")
+        for round_ in range(repeat):  # rows interleaved, best of the rounds
+            for row in rows:
+                loader, decoder, workers = row
                 batches = make_loader(
                     dataset, training=True, batch_size=batch_size, num_frames=16,
                     sampling_rate=2, image_size=224, mean=MEAN, std=STD, mixup_alpha=0.8,
-                    loader=loader, workers=workers, seed=0, epochs=None,
-                ).for_fit()
+                    loader=loader, workers=workers, seed=round_, epochs=None,
+                )
+                if decoder == "opencv":
+                    opencv_decoding.use_opencv(batches)
                 # warm-up: every worker has started and delivered a batch
-                rate = time_batches(batches, batch_size, num_batches, warmup=workers + 1)
-                results.append({"pipeline": loader, "workers": workers, "clips_per_s": round(rate, 2)})
-                print(f"{loader:>9} workers={workers}: {rate:6.1f} clips/s")
+                rates[row].append(time_batches(batches.for_fit(), batch_size, num_batches,
+                                               warmup=workers + 1))
+                print(f"{loader:>9} {decoder:>6} workers={workers}: {rates[row][-1]:6.1f} clips/s "
+                      f"(round {round_ + 1}/{repeat}, load {load_average()[0]})")
+        results = [{"pipeline": loader, "decoder": decoder, "workers": workers,
+                    "clips_per_s": round(max(rates[(loader, decoder, workers)]), 2)}
+                   for loader, decoder, workers in rows]
         naive = naive_pil_batches(dataset.items, batch_size, 16, 2, 224)
         rate = time_batches(naive, batch_size, max(1, num_batches // 2))
-        results.append({"pipeline": "naive_pil", "workers": 0, "clips_per_s": round(rate, 2)})
-        print(f"naive_pil workers=0: {rate:6.1f} clips/s")
+        results.append({"pipeline": "naive_pil", "decoder": "opencv", "workers": 0,
+                        "clips_per_s": round(rate, 2)})
+        print(f"naive_pil opencv workers=0: {rate:6.1f} clips/s")
+        print("best of the rounds:")
+        for r in results:
+            print(f"{r['pipeline']:>9} {r['decoder']:>6} workers={r['workers']}: {r['clips_per_s']:6.1f} clips/s")
     report = {
         "results": results,
-        "config": {"videos": num_videos, "frames_per_video": num_frames, "video_size": [320, 240],
+        "decode_cpu_ms_per_clip": decode_ms,
+        "config": {"repeat": repeat, "videos": len(dataset.items), "data_root": data_root,
+                   "frames_per_video": None if data_root else num_frames,
+                   "video_size": None if data_root else [320, 240],
                    "num_frames": 16, "sampling_rate": 2, "image_size": 224,
                    "batch_size": batch_size, "timed_batches": num_batches, "quick": quick},
-        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "load_average": load_average(),
+                    "python": platform.python_version()},
     }
+    print(f"load average at the end: {load_average()}")
     if json_path:
         pathlib.Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(json_path).write_text(json.dumps(report, indent=2))
@@ -152,9 +255,19 @@ def run(quick=False, json_path=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the results to this JSON file")
-    parser.add_argument("--quick", action="store_true", help="a small run (< 30 s)")
+    parser.add_argument("--quick", action="store_true", help="a small run (< 1 min)")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="time your own videos: every video file under DIR (labels: parent folders)")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="measure every loader N times, interleaved, and keep the best "
+                             "(default 2; 1 with --quick)")
+    parser.add_argument("--write-hd", metavar="DIR",
+                        help="only write 1080p single-keyframe H.264 videos into DIR, then exit")
     args = parser.parse_args(argv)
-    run(quick=args.quick, json_path=args.json)
+    if args.write_hd:
+        write_hd_videos(args.write_hd)
+        return
+    run(quick=args.quick, json_path=args.json, data_root=args.data_root, repeat=args.repeat)
 
 
 if __name__ == "__main__":

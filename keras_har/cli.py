@@ -4,6 +4,9 @@
     keras-har evaluate --preset ./videomae_k400_keras --dataset folder --data-root clips/
     keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-... [--json]
     keras-har convert ./videomae-base-finetuned-kinetics ./videomae_base_k400_keras
+    keras-har prepare data/kinetics400 data/kinetics400_320             # re-encode for fast loading
+    keras-har export --run-dir runs/videomae_two_phase-... --format onnx --output model.onnx
+    keras-har predict clip.mp4 --exported model.onnx [--window 2 --stride 1 --timeline]
 
 The backend is Keras's: set KERAS_BACKEND=jax|torch|tensorflow. Bad paths and
 unreadable videos give one clear line on stderr and exit status 2
@@ -19,18 +22,11 @@ import pathlib
 import shutil
 import sys
 import textwrap
-import uuid
+
+from keras_har.data import views as view_protocols
+from keras_har.data.dataset_flags import DATASET_KEYS, DATASETS
 
 EXIT_USAGE = 2
-# The dataset choices of keras_har.training.experiment (not imported here:
-# `keras-har --help` must not load Keras).
-DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
-DATASET_KEYS = ("dataset", "data_root", "split_dir", "split", "train_list", "val_list")
-VIEWS = ("single", "tta", "official")
-VIEW_HELP = ("single = one centred clip, centre crop; tta = the seed's 6 views (left/top, centre, "
-             "right/bottom crops of the short-edge-resized frames, each also flipped); official = "
-             "VideoMAE's protocol, --num-clips evenly spaced clips x those 3 crops. The logits of "
-             "all views of a video are averaged.")
 
 
 class CLIError(Exception):
@@ -113,10 +109,9 @@ def _load_backend():
     """Keras, its backend and keras-hub, quietly."""
     with _quiet_native_stderr():
         if os.environ.get("KERAS_BACKEND") == "torch":
-            # triton (torch._dynamo) crashes when loaded after TensorFlow,
-            # which keras-hub imports: load it first.
-            with contextlib.suppress(ImportError):
-                import torch._dynamo  # noqa: F401
+            from keras_har.utils.import_order import load_torch_before_tensorflow
+
+            load_torch_before_tensorflow()
         import keras  # noqa: F401
         import keras_hub  # noqa: F401
 
@@ -215,7 +210,7 @@ def _dataset_settings(args, saved):
 def _test_dataset(settings, class_names):
     """The test index of the dataset flags, labelled with the model's classes
     where the format allows it."""
-    from keras_har.training.experiment import dataset_index
+    from keras_har.data.dataset_flags import dataset_index
 
     return dataset_index(settings, "test", class_names=class_names)
 
@@ -238,7 +233,7 @@ def cmd_evaluate(args):
             f"{', '.join(model.class_names[:3])}...)"
         )
     num_frames, sampling_rate, image_size = _clip_settings(args, model, saved)
-    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
+    num_clips = (args.num_clips or view_protocols.OFFICIAL_CLIPS) if args.views == "official" else 1
 
     def option(key, default):  # the flag, else the run's, else the default
         return next(v for v in (getattr(args, key), saved.get(key), default) if v is not None)
@@ -284,7 +279,7 @@ def cmd_predict(args):
 
     from keras_har.data import decoding
 
-    _check_model_args(args)
+    _check_predict_args(args)
     errors = {}
 
     def bad(path, message):
@@ -304,12 +299,14 @@ def cmd_predict(args):
                 bad(path, e)
     if len(errors) == len(args.videos):
         return EXIT_USAGE
-    model, _ = _model_from_args(args)
+    model, (num_frames, sampling_rate, image_size), view_logits = _predict_model(args)
     from keras_har import data, evaluation
 
-    num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
-    num_clips = (args.num_clips or evaluation.OFFICIAL_CLIPS) if args.views == "official" else 1
-    views = evaluation.loader_views(args.views)
+    num_clips = (args.num_clips or view_protocols.OFFICIAL_CLIPS) if args.views == "official" else 1
+    views = view_protocols.loader_views(args.views)
+    if args.window:
+        return _predict_windows(args, model, (num_frames, sampling_rate, image_size), view_logits,
+                                views, errors)
     results = []
     for path in args.videos:
         if path in errors:
@@ -326,7 +323,7 @@ def cmd_predict(args):
             bad(path, e)
             results.append({"video": path, "error": errors[path]})
             continue
-        logits = evaluation.view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
+        logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
         probs = evaluation.softmax(logits)[0]
         top = np.argsort(-probs, kind="stable")[: args.top_k]
         results.append({
@@ -346,6 +343,125 @@ def cmd_predict(args):
     return EXIT_USAGE if errors else 0
 
 
+def _check_predict_args(args):
+    """predict: one model source (--exported, or --run-dir / --preset) and
+    window flags that fit."""
+    if args.exported:
+        if args.run_dir or args.preset:
+            raise CLIError("give --exported PATH or --run-dir / --preset, not both")
+        if args.num_frames or args.image_size:
+            raise CLIError("--num-frames and --image-size are fixed when a model is exported")
+        if args.num_clips is not None and args.views != "official":
+            raise CLIError("--num-clips is for --views official")
+    else:
+        _check_model_args(args)
+        if args.runtime:
+            raise CLIError("--runtime is for --exported")
+    if args.stride and not args.window:
+        raise CLIError("--stride is for --window")
+    if args.window:
+        if args.views == "official":
+            raise CLIError("--window takes --views single or tta (one clip per window)")
+        if args.window <= 0 or (args.stride is not None and args.stride <= 0):
+            raise CLIError("--window and --stride are positive seconds")
+    elif args.timeline or args.output:
+        raise CLIError("--timeline and --output are for --window")
+
+
+def _predict_model(args):
+    """(model, (num_frames, sampling_rate, image_size), view_logits) for
+    predict: an exported model run by its runtime (no Keras), or a Keras one."""
+    if args.exported:
+        from keras_har import runtimes
+
+        try:
+            with _quiet_native_stderr():
+                model = runtimes.load_exported(args.exported, runtime=args.runtime)
+        except runtimes.ExportedModelError as e:
+            raise CLIError(_one_line(e)) from None
+        settings = (model.num_frames, args.sampling_rate or model.sampling_rate, model.image_size)
+        return model, settings, runtimes.view_logits
+    model, _ = _model_from_args(args)
+    from keras_har import evaluation
+
+    return model, _clip_settings(args, model, _run_config(args)), evaluation.view_logits
+
+
+def _predict_windows(args, model, settings, view_logits, views, errors):
+    """predict --window: labels of every window of each video (stdout, or
+    --output CSV/JSON) and, with --timeline, timeline.png."""
+    from keras_har import long_video, plots
+
+    num_frames, sampling_rate, image_size = settings
+    stride = args.stride or args.window
+    videos = [v for v in args.videos if v not in errors]
+    results = []
+    for path in videos:
+        try:
+            results.append(long_video.label_windows(
+                path, lambda x: view_logits(model, x), window=args.window, stride=stride,
+                num_frames=num_frames, sampling_rate=sampling_rate, image_size=image_size,
+                mean=model.image_mean, std=model.image_std, class_names=model.class_names,
+                views=views, top_k=args.top_k, progress=sys.stderr.isatty()))
+        except Exception as e:  # decoding.VideoReadError, cv2.error
+            if _debug():
+                raise
+            message = _one_line(e)
+            errors[path] = message if message.startswith(path) else f"{path}: {message}"
+            print(f"keras-har predict: error: {errors[path]}", file=sys.stderr)
+    written = []
+    if args.output:
+        try:
+            written.append(long_video.write_windows(results, args.output))
+        except (OSError, ValueError) as e:
+            raise CLIError(_one_line(e)) from None
+    if args.timeline:
+        where = pathlib.Path(args.output).parent if args.output else pathlib.Path(".")
+        for r in results:
+            name = "timeline.png" if len(results) == 1 else f"{pathlib.Path(r['video']).stem}_timeline.png"
+            written.append(plots.plot_timeline(r, where / name))
+    if args.json:
+        print(json.dumps([long_video.as_json(r) for r in results], indent=2))
+    elif not args.output:
+        for r in results:
+            print(f"{r['video']} ({r['duration']:.1f} s, {len(r['windows'])} windows)")
+            for w in r["windows"]:
+                top = "  ".join(f"{t['probability']:6.1%} {t['label']}" for t in w["top"][:3])
+                print(f"  {w['start']:8.2f}-{w['end']:<8.2f} {top}")
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return EXIT_USAGE if errors else 0
+
+
+def cmd_export(args):
+    _check_model_args(args)
+    from keras_har import export
+
+    _load_backend()
+    import keras
+
+    output = pathlib.Path(args.output)
+    try:
+        export.check_export(args.format, output, keras.backend.backend())
+    except export.ExportError as e:
+        raise CLIError(_one_line(e)) from None
+    if output.exists() and not args.overwrite:
+        raise CLIError(f"{output}: exists (pass --overwrite)")
+    model, source = _model_from_args(args)
+    num_frames, sampling_rate, image_size = _clip_settings(args, model, _run_config(args))
+    if output.is_dir():
+        shutil.rmtree(output)
+    try:
+        with _quiet_native_stderr():
+            settings = export.export_classifier(model, output, args.format, num_frames=num_frames,
+                                                sampling_rate=sampling_rate, image_size=image_size)
+    except export.ExportError as e:
+        raise CLIError(_one_line(e)) from None
+    print(f"wrote {args.format} {type(model).__name__} ({model.num_classes} classes, input "
+          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}")
+    return 0
+
+
 def cmd_convert(args):
     src, dest = args.src, pathlib.Path(args.dest)
     if dest.exists():
@@ -359,25 +475,33 @@ def cmd_convert(args):
     kwargs = {k: getattr(args, k) for k in ("num_classes", "num_heads", "image_size")
               if getattr(args, k) is not None}
     model = _load(src, **kwargs)
-    # Written next to DEST first, then moved into place: a failed save leaves
-    # DEST as it was.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{uuid.uuid4().hex[:8]}-{dest.name}"
-    try:
-        with _quiet_native_stderr():
-            model.save_to_preset(str(tmp))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    from keras_har.training.checkpoints import save_preset
+
+    with _quiet_native_stderr():
+        save_preset(model, dest)  # DEST is replaced whole, or left as it was
     print(f"wrote {type(model).__name__} ({model.num_classes} classes, "
           f"{model.count_params():,} parameters) to {dest}")
     return 0
 
 
-def _add_model_args(p):
+def cmd_prepare(args):
+    from keras_har.data import prepare
+
+    dest = pathlib.Path(args.dest)
+    # a missing SRC or a DST inside it: FileNotFoundError / ValueError, one line from main()
+    result = prepare.prepare_dataset(args.src, dest, short_side=args.short_side,
+                                     keyframe_interval=args.keyframe_interval,
+                                     workers=args.workers, failures=args.failures)
+    print(f"prepared {result['done']} of {result['videos']} videos ({result['frames']:,} frames) "
+          f"into {dest}; {result['skipped']} already done, {result['failed']} failed")
+    if result["failed"]:
+        print(f"keras-har prepare: error: {result['failed']} videos failed, listed in "
+              f"{result['failures_file']}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _add_model_args(p, views=True):
     g = p.add_argument_group("model (one of)")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--run-dir", metavar="DIR",
@@ -392,7 +516,10 @@ def _add_model_args(p):
                    help="frame stride (default: the run's, else 2)")
     g.add_argument("--image-size", type=_count(1), metavar="N",
                    help="crop size (default: the run's, else the model's)")
-    g.add_argument("--views", choices=VIEWS, default="single", help=VIEW_HELP + " (default: single)")
+    if not views:
+        return
+    g.add_argument("--views", choices=view_protocols.COMMAND_LINE_VIEWS, default="single",
+                   help=view_protocols.HELP + " (default: single)")
     g.add_argument("--num-clips", type=_count(1), metavar="N",
                    help="temporal clips for --views official (default: 5)")
 
@@ -452,15 +579,62 @@ def build_parser():
             "edge and cropped. Unreadable files are reported on stderr, one line each, and the "
             "exit status is 2; the other videos are still labelled."),
         epilog="examples:\n  keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-20250101-120000\n"
-               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json",
+               "  keras-har predict clip.mp4 --preset ./videomae_k400_keras --views tta --json\n"
+               "  keras-har predict clip.mp4 --exported deploy/model.onnx\n"
+               "  keras-har predict match.mp4 --exported deploy/model.onnx --window 2 --stride 1 "
+               "--output labels.csv --timeline",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (.avi, .mp4, ...)")
     _add_model_args(p)
+    p.add_argument("--exported", metavar="PATH",
+                   help="run an exported model instead (keras-har export): .onnx with ONNX Runtime, "
+                        ".xml with OpenVINO, a SavedModel directory with TensorFlow, .tflite with "
+                        "LiteRT; no Keras needed")
+    from keras_har.runtimes import RUNTIMES  # numpy only
+
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="with --exported: the runtime to run it with (default: the one PATH's kind "
+                        "says; e.g. --runtime openvino runs a .onnx file with OpenVINO)")
     p.add_argument("--top-k", type=_count(1), metavar="N", default=5, help="labels per video (default 5)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list: {video, views, num_views, top: [{label, probability}]} "
                         "per video ({video, error} for an unreadable one)")
+    g = p.add_argument_group("long videos")
+    g.add_argument("--window", type=float, metavar="SECONDS",
+                   help="label every window of this many seconds (one clip centred in each)")
+    g.add_argument("--stride", type=float, metavar="SECONDS",
+                   help="seconds between window starts (default: --window, no overlap)")
+    g.add_argument("--output", metavar="FILE",
+                   help="write the window labels to FILE: .csv (video, start, end, rank, label, "
+                        "probability) or .json")
+    g.add_argument("--timeline", action="store_true",
+                   help="also plot the class scores over time: timeline.png beside --output "
+                        "(default: the current directory)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export", help="write a model for ONNX Runtime, OpenVINO, TensorFlow or LiteRT",
+        formatter_class=formatter,
+        description=_text(
+            "Export a run's or a preset's model with Keras' Model.export, with its clip settings, "
+            "normalisation and label names in a JSON beside it (PATH.json; keras_har.json inside "
+            "a SavedModel), so that `keras-har predict --exported PATH` -- or any program -- can "
+            "run it without Keras. The batch size stays dynamic.",
+            "Backends: onnx, openvino, saved_model and litert export from KERAS_BACKEND="
+            "tensorflow; openvino also from torch, saved_model also from jax."),
+        epilog="examples:\n  keras-har export --run-dir runs/videomae_two_phase-20250101-120000 "
+               "--format onnx --output deploy/model.onnx\n"
+               "  keras-har export --preset ./videomae_k400_keras --format saved_model --output deploy/sm",
+    )
+    _add_model_args(p, views=False)
+    from keras_har.export import FORMATS  # no Keras at import
+
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="onnx (.onnx), openvino (.xml + .bin), saved_model (a directory), "
+                        "litert (.tflite)")
+    p.add_argument("--output", required=True, metavar="PATH", help="the file (directory for saved_model)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing PATH")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "convert", help="write a Hugging Face / timm checkpoint as a keras-har preset",
@@ -483,6 +657,34 @@ def build_parser():
                    help="timm: input size (the position embedding is resampled)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing preset at DEST")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "prepare", help="re-encode a video dataset for fast loading (short side, keyframes)",
+        formatter_class=formatter,
+        description=_text(
+            "Re-encode every video under SRC to the same relative path under DST (as mmaction2's "
+            "resize_videos): the short side brought down to --short-side pixels, a keyframe at "
+            "least every --keyframe-interval frames, no B-frames, no audio (H.264; VP9 for "
+            ".webm). Every frame FFmpeg presents is kept, in order. Run it once on sources of "
+            "high resolution or with few keyframes (Kinetics-style 1080p videos), then train on "
+            "DST: each clip then decodes a few small frames instead of many large ones.",
+            "Videos already in DST are skipped, so an interrupted run resumes; each output is "
+            "checked to decode before it is renamed into place; videos that fail are listed in "
+            "DST/prepare_failures.txt (or --failures) and the exit status is 2."),
+        epilog="examples:\n  keras-har prepare data/kinetics400 data/kinetics400_320\n"
+               "  keras-har prepare data/hmdb51 data/hmdb51_256 --short-side 256 --keyframe-interval 8",
+    )
+    p.add_argument("src", metavar="SRC", help="the dataset tree to read")
+    p.add_argument("dest", metavar="DST", help="where to write the same tree")
+    p.add_argument("--short-side", type=_count(2), metavar="PX", default=320,
+                   help="short side of the outputs; smaller videos are not enlarged (default 320)")
+    p.add_argument("--keyframe-interval", type=_count(1), metavar="N", default=16,
+                   help="a keyframe at least every N frames (default 16)")
+    p.add_argument("--workers", type=_count(1), metavar="N",
+                   help="parallel processes (default: one per CPU)")
+    p.add_argument("--failures", metavar="FILE",
+                   help="where to list the videos that fail (default DST/prepare_failures.txt)")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 
@@ -497,6 +699,9 @@ def _version():
 
 
 def main(argv=None):
+    from keras_har.utils.terminal import allow_any_file_name_on_output
+
+    allow_any_file_name_on_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s",
@@ -511,10 +716,6 @@ def main(argv=None):
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except SystemExit as e:  # e.g. a dataset index that raises SystemExit("message")
-        if not isinstance(e.code, str):
-            raise
-        message = _one_line(e.code)
     except Exception as e:
         from keras_har.data.decoding import VideoReadError
 

@@ -16,15 +16,8 @@ averaged per video.
 
 import numpy as np
 
-VIEW_NAMES = {"single": "single", "tta": "tta6", "tta6": "tta6", "tta3": "tta3", "official": "official"}
-OFFICIAL_CLIPS = 5  # VideoMAE's Kinetics protocol: 5 clips x 3 crops
-
-
-def loader_views(views):
-    """The data pipeline's name of a view protocol ("tta" -> "tta6")."""
-    if views not in VIEW_NAMES:
-        raise ValueError(f"views must be one of {sorted(VIEW_NAMES)}, got {views!r}.")
-    return VIEW_NAMES[views]
+from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
+from keras_har.data.views import OFFICIAL_CLIPS, loader_views, num_views
 
 
 def clip_settings(model, num_frames=None, sampling_rate=None, image_size=None):
@@ -149,8 +142,8 @@ def _dataset_loader(model, dataset, views, num_clips, num_frames, sampling_rate,
     return har_data.make_loader(
         dataset, training=False, batch_size=batch_size, num_frames=num_frames,
         sampling_rate=sampling_rate, image_size=image_size,
-        mean=getattr(model, "image_mean", (0.485, 0.456, 0.406)),
-        std=getattr(model, "image_std", (0.229, 0.224, 0.225)),
+        mean=getattr(model, "image_mean", IMAGENET_MEAN),
+        std=getattr(model, "image_std", IMAGENET_STD),
         num_classes=len(dataset.class_names), views=views, num_clips=num_clips,
         loader=loader, workers=workers, on_error=on_error, with_index=True,
     )
@@ -202,8 +195,6 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
                                   image_size, batch_size, loader, workers, on_error)
         class_names = class_names or data.class_names
         paths = paths if paths is not None else [p for p, _ in data.items]
-        from keras_har.data.pipeline import num_views
-
         info = {"views": views, "num_views": num_views(pipeline_views, num_clips)}
 
     class_names = list(class_names or getattr(model, "class_names", []) or [])

@@ -110,3 +110,34 @@ def plot_reconstructions(frames, masked, reconstructed, path, title="masked-auto
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_timeline(result, path, max_classes=8):
+    """Class scores over time of a long video (`keras_har.long_video.label_windows`):
+    the probability of the classes that are ever among the top ones, one line
+    each at the window centres, the top-1 label of every window as a band below."""
+    probs = np.asarray(result["probabilities"])
+    names = result["class_names"]
+    centres = np.array([(w["start"] + w["end"]) / 2 for w in result["windows"]])
+    top1 = probs.argmax(axis=1)
+    shown = sorted(set(top1.tolist()), key=lambda c: -probs[:, c].max())
+    shown += [c for c in np.argsort(-probs.max(axis=0)) if c not in shown]
+    shown = shown[:max_classes]
+    colors = {c: plt.cm.tab10(i % 10) for i, c in enumerate(shown)}
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [5, 1]})
+    for c in shown:
+        ax.plot(centres, probs[:, c], marker="o", markersize=3, color=colors[c], label=names[c])
+    ax.set(ylabel="probability", ylim=(0, 1.02),
+           title=f"{pathlib.Path(result['video']).name}: {result['window']:g} s windows "
+                 f"every {result['stride']:g} s")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    half = min(result["stride"], result["window"]) / 2
+    for centre, c in zip(centres, top1):
+        band.axvspan(centre - half, centre + half, color=colors.get(c, "lightgray"), alpha=0.6, lw=0)
+    band.set(yticks=[], xlabel="time (s)", ylabel="top-1")
+    band.set_xlim(0, max(result["duration"], 1e-3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import keras
 
-from keras_har.training import experiment
+from keras_har.training import checkpoints, experiment
 from keras_har.training.optimizers import build_adamw, head_multipliers
 
 logger = logging.getLogger("keras_har")
@@ -100,8 +100,11 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    experiment.set_precision_and_distribution(args)
-    train_set, test_set = experiment.build_datasets(args)
+    from keras_har.data.dataset_flags import train_and_test
+    from keras_har.models import MeanPooledViTClassifier
+
+    experiment.set_precision_and_distribution(args, MeanPooledViTClassifier)
+    train_set, test_set = train_and_test(args)
     run_dir = experiment.make_run_dir(args, "baseline_vit_small")
     train_set.save_label_map(run_dir / "label_map.json")
     logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",
@@ -125,15 +128,16 @@ def main(argv=None):
         args, train_set, model, training=True, consistent=args.consistent_crops,
         mixup_alpha=args.mixup_alpha,
     )
-    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single")
+    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single",
+                                         with_weights=True)
     experiment.fit_phase(model, 1, args.epochs, train_loader, val_loader, run_dir, state, args.verbose)
     metrics = experiment.final_evaluation(model, args, test_set, run_dir, args.tta_views,
                                           "mean-pooled ViT baseline")
-    model.save_to_preset(run_dir / "model")
+    checkpoints.save_preset(model, run_dir / "model")
     print(f"\nRun directory: {run_dir}\nsingle view top-1 {metrics['single_view']['top1']:.4f} "
           f"on {metrics['num_videos']} videos")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    experiment.run_main(main)

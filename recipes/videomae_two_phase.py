@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import keras
 
-from keras_har.training import experiment
+from keras_har.training import checkpoints, experiment
 from keras_har.training.optimizers import build_adamw
 
 logger = logging.getLogger("keras_har")
@@ -133,8 +133,11 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    experiment.set_precision_and_distribution(args)
-    train_set, test_set = experiment.build_datasets(args)
+    from keras_har.data.dataset_flags import train_and_test
+    from keras_har.models import VideoMAEClassifier
+
+    experiment.set_precision_and_distribution(args, VideoMAEClassifier)
+    train_set, test_set = train_and_test(args)
     if getattr(args, "train_fraction", 1.0) < 1.0:
         from keras_har.data.subsets import stratified_subset
 
@@ -147,7 +150,8 @@ def main(argv=None):
     model = build_model(args, train_set.class_names)
     state = experiment.load_state(run_dir)
     steps = experiment.steps_per_epoch(len(train_set), args.batch_size)
-    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single")
+    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single",
+                                         with_weights=True)
 
     # Phase 1: Mixup, soft targets, cosine schedule.
     compile_phase(model, args, 1, steps)
@@ -166,7 +170,7 @@ def main(argv=None):
             logger.info("phase 2: starting from the best phase-1 checkpoint (val top-1 %.4f)",
                         state.get("phase1_best", float("nan")))
         compile_phase(model, args, 2, steps)  # a fresh optimizer and schedule
-        train_loader = experiment.make_loader(args, train_set, model, training=True, label_smoothing=0.0)
+        train_loader = experiment.make_loader(args, train_set, model, training=True)
         state = experiment.fit_phase(model, 2, args.epochs_phase2, train_loader, val_loader,
                                      run_dir, state, args.verbose)
     # Evaluate the best weights of the last phase that ran.
@@ -176,11 +180,11 @@ def main(argv=None):
         model.load_weights(best)
     metrics = experiment.final_evaluation(model, args, test_set, run_dir, args.tta_views,
                                           "VideoMAE two-phase")
-    model.save_to_preset(run_dir / "model")
+    checkpoints.save_preset(model, run_dir / "model")
     print(f"\nRun directory: {run_dir}\nsingle view top-1 {metrics['single_view']['top1']:.4f} | "
           f"{args.tta_views}-view TTA top-1 {metrics['tta']['top1']:.4f} on {metrics['num_videos']} videos")
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    experiment.run_main(main)

@@ -11,13 +11,10 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# triton (pulled in by torch's CUDA wheels and imported by torch._dynamo)
-# segfaults when it is loaded after TensorFlow, which keras-hub imports. Load
-# it first: the oracles (transformers, timm) import torch._dynamo later.
-try:  # noqa: SIM105
-    import torch._dynamo  # noqa: E402,F401
-except ImportError:
-    pass
+# The oracles (transformers, timm) bring torch in beside keras-hub's TensorFlow.
+from keras_har.utils.import_order import load_torch_before_tensorflow  # noqa: E402
+
+load_torch_before_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -2,7 +2,7 @@
 PyTorch references), reports a progress line per row and writes JSON in the
 documented schema; the target check reads the rows it should."""
 
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
@@ -17,13 +17,11 @@ ROW_KEYS = {"model", "impl", "backend", "dtype", "mode", "batch_size", "clips_pe
             "device"}
 
 
-def load_script():
-    if str(SCRIPT.parent) not in sys.path:  # as when it runs as a script: machine_info beside it
+def load_speed_module(name):
+    """benchmarks/speed/<name>.py, imported as when backend_speed.py runs as a script (benchmarks/ on the path)."""
+    if str(SCRIPT.parent) not in sys.path:
         sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("backend_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"speed.{name}")
 
 
 def test_backend_speed_quick_writes_json(tmp_path):
@@ -31,7 +29,7 @@ def test_backend_speed_quick_writes_json(tmp_path):
     out = tmp_path / "speed.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--backends", backend, "--repeats", "2"],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -71,13 +69,13 @@ def test_report_of_a_bad_file_is_one_clear_error(tmp_path):
 
 
 def test_matmul_peak_is_the_best_reading_per_framework_and_dtype():
-    bench = load_script()
+    report = load_speed_module("report")
 
     def row(impl, backend, variant, dtype, worker_peak, gflops):
         return dict(model="vit", impl=impl, backend=backend, variant=variant, dtype=dtype, device="cpu",
                     matmul_peak_gflops=worker_peak, achieved_gflops=gflops)
 
-    rows = bench.pool_matmul_peaks([
+    rows = report.pool_matmul_peaks([
         row("timm", "torch", "eager", "float32", 103.0, 166.0),            # a low reading in a busy worker
         row("keras_har", "torch", "eager", "float32", 187.0, 119.0),
         row("keras_har", "torch", "eager", "mixed_bfloat16", 423.0, 282.0),  # bf16: its own peak
@@ -95,10 +93,10 @@ def test_matmul_peak_is_the_best_reading_per_framework_and_dtype():
 
 
 def test_targets_read_the_right_rows():
-    bench = load_script()
+    report, configs = load_speed_module("report"), load_speed_module("configs")
 
     def row(impl, backend, dtype, mode, batch, clips, variant=None):
-        variant = variant or ("eager" if impl != "keras_har" else bench.DEFAULT_VARIANT[backend])
+        variant = variant or ("eager" if impl != "keras_har" else configs.DEFAULT_VARIANT[backend])
         return dict(model="videomae", impl=impl, backend=backend, variant=variant, dtype=dtype, mode=mode,
                     batch_size=batch, clips_per_s=clips)
 
@@ -113,7 +111,7 @@ def test_targets_read_the_right_rows():
         row("keras_har", "jax", "float32", "train", 2, 0.14),
         row("keras_har", "torch", "float32", "train", 2, 0.2, variant="compile"),  # not the eager row
     ]
-    by_name = {t["target"]: t for t in bench.check_targets(rows)}
+    by_name = {t["target"]: t for t in report.check_targets(rows)}
     fast = by_name["inference b1: fastest keras_har >= 2.0x transformers float32"]
     assert fast["value"] == 2.1 and fast["met"] and fast["ours"] == "torch/eager mixed_bfloat16"
     best = by_name["inference b1: fastest keras_har >= 1.0x the best transformers setting"]
@@ -127,4 +125,35 @@ def test_targets_read_the_right_rows():
     torch_train = by_name["torch backend train b2 float32: within 1.15x of transformers (>= 1/1.15)"]
     assert torch_train["value"] is None and torch_train["met"] is None  # only a compile row: not measured
     assert by_name["inference b4: fastest keras_har >= 2.0x transformers float32"]["met"] is None
-    assert "| **no** |" not in bench.targets_markdown(bench.check_targets(rows)[:2])
+    assert "| **no** |" not in report.targets_markdown(report.check_targets(rows)[:2])
+
+
+def test_einsum_attention_experiment_swaps_the_op_videomae_calls(monkeypatch):
+    """The `+einsum_attention` variant swaps keras.ops.dot_product_attention
+    (no copy of the model's attention): VideoMAE's layers go through the
+    einsum form, and it gives what Keras' fused op gives."""
+    import numpy as np
+
+    from keras_har.models.videomae_backbone import VideoMAEBackbone
+
+    keras_models = load_speed_module("keras_models")
+    monkeypatch.setattr(keras.ops, "dot_product_attention", keras.ops.dot_product_attention)  # put back after
+    backbone = VideoMAEBackbone(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
+                                num_layers=2, num_heads=2, intermediate_size=64)
+    clips = np.random.default_rng(0).standard_normal((2, 4, 32, 32, 3)).astype("float32")
+    fused_out = keras.ops.convert_to_numpy(backbone(clips))
+
+    fused = keras_models.use_einsum_attention()
+    einsum_attention = keras.ops.dot_product_attention
+    assert einsum_attention is not fused
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return einsum_attention(*args, **kwargs)
+
+    monkeypatch.setattr(keras.ops, "dot_product_attention", counted)
+    out = keras.ops.convert_to_numpy(backbone(clips))
+    assert len(calls) == 2 and tuple(calls[0]) == (2, 32, 2, 16)  # (batch, tokens, heads, head_dim) per layer
+    assert np.abs(fused_out).max() > 0.1
+    np.testing.assert_allclose(out, fused_out, rtol=1e-5, atol=1e-5)

@@ -40,18 +40,21 @@ def test_optimizer_state_round_trip(tmp_path):
     x, y = data()
     model = small_model()
     model.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    checkpoints.save_weights(model, tmp_path / "last.weights.h5")
-    checkpoints.save_optimizer_state(model.optimizer, tmp_path / "last.optimizer.npz")
+    checkpoints.save_weights(model, tmp_path / "last.weights.h5")  # the optimizer's state too
 
     restored = small_model()
-    restored.load_weights(tmp_path / "last.weights.h5")
-    checkpoints.load_optimizer_state(restored.optimizer, restored, tmp_path / "last.optimizer.npz")
+    checkpoints.load_checkpoint(restored, tmp_path / "last.weights.h5")
     assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) == 8
     # One more identical step from both gives identical weights.
     model.fit(x[:4], y[:4], epochs=1, batch_size=4, verbose=0, shuffle=False)
     restored.fit(x[:4], y[:4], epochs=1, batch_size=4, verbose=0, shuffle=False)
     for a, b in zip(model.weights, restored.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-6)
+    # Weights saved before any training hold no usable optimizer state: named, not skipped.
+    untrained = small_model()
+    untrained.save_weights(tmp_path / "plain.weights.h5")
+    with pytest.raises(ValueError, match="plain.weights.h5: holds .* optimizer variables where"):
+        checkpoints.load_checkpoint(small_model(), tmp_path / "plain.weights.h5")
 
 
 def test_run_checkpoint_tracks_best_and_last(tmp_path):
@@ -69,7 +72,9 @@ def test_run_checkpoint_tracks_best_and_last(tmp_path):
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["phase1_epochs_done"] == 3 and state["phase1_best"] == 0.5
     assert (tmp_path / "checkpoints" / "best_phase1.weights.h5").exists()
-    assert (tmp_path / "checkpoints" / "last.optimizer.npz").exists()
+    restored = small_model()  # the last checkpoint carries the optimizer state
+    checkpoints.load_checkpoint(restored, tmp_path / "checkpoints" / "last.weights.h5")
+    assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) > 0
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(tmp_path):

@@ -1,4 +1,5 @@
-"""Frame sampling and OpenCV decoding, on real video files."""
+"""Frame sampling and decoding, on real video files (OpenCV-written; see
+test_data_decoding_ffmpeg.py for the check against FFmpeg)."""
 
 import numpy as np
 import pytest
@@ -60,13 +61,14 @@ def test_video_ending_before_its_reported_count(tmp_path):
     data = path.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])  # keeps its header: "40 frames"
-    count = probe(str(cut))[0]
-    real = len(read_frames(str(path), np.arange(40)))  # sanity: the full file has 40
-    assert real == 40 and count == 40
+    assert probe(str(path))[0] == 40
+    count = probe(str(cut))[0]  # the frames really there, not the header's 40
+    assert 0 < count < 24
+    good = count - 1  # the last frame may be cut in the middle
+    np.testing.assert_array_equal(decoded_indices(read_frames(str(cut), np.arange(good))),
+                                  np.arange(good))
     clip = read_clip(str(cut), lambda n: eval_indices(n, 4, 2, 1))
-    got = decoded_indices(clip)[0]
-    assert np.all(np.diff(got) == 2), got  # re-sampled from the frames really there
-    assert got[-1] < 24
+    np.testing.assert_array_equal(decoded_indices(clip), eval_indices(count, 4, 2, 1))
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00not a video" * 100])

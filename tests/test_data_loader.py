@@ -34,7 +34,7 @@ def first_batches(loader, n):
 @pytest.mark.parametrize("loader", ["grain", "tf"])
 def test_training_batches(train_set, loader):
     data = make_loader(train_set, training=True, batch_size=8, loader=loader, workers=1,
-                       mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, **CLIP)
+                       mixup_alpha=0.8, cutmix_alpha=1.0, **CLIP)
     assert data.steps_per_epoch == len(data) == 3
     batches = list(data)
     assert len(batches) == 3

@@ -6,6 +6,7 @@ from conftest import write_video
 
 from keras_har.data import HMDB51, eval_views, make_loader
 from keras_har.data import clip_transforms as ct
+from keras_har.data import normalization
 
 
 def pattern_clip(num_frames=6, height=48, width=64, seed=0):
@@ -93,16 +94,20 @@ def test_center_crop_is_centred():
 
 def test_normalize():
     frames = np.array([[[[0, 255, 51]]]], dtype=np.uint8)
-    out = ct.normalize(frames, mean=(0.5, 0.5, 0.2), std=(0.5, 0.25, 0.1))
+    out = normalization.normalize(frames, mean=(0.5, 0.5, 0.2), std=(0.5, 0.25, 0.1))
     np.testing.assert_allclose(out[0, 0, 0], [-1.0, 2.0, 0.0], atol=1e-6)
     assert out.dtype == np.float32
     # A whole clip, flipped (a non-contiguous view), against the formula in numpy.
     clip = np.random.default_rng(0).integers(0, 256, (4, 8, 10, 3), dtype=np.uint8)[:, :, ::-1]
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    out = ct.normalize(clip, mean, std)
+    out = normalization.normalize(clip, mean, std)
     expected = (clip / 255.0 - np.array(mean)) / np.array(std)
     assert out.shape == clip.shape
     np.testing.assert_allclose(out, expected, atol=1e-5)
+    # keras-hub's scale / offset form of the same normalisation, and back.
+    scale, offset = normalization.scale_offset(mean, std)
+    np.testing.assert_allclose(clip * np.array(scale) + np.array(offset), expected, atol=1e-5)
+    np.testing.assert_allclose(normalization.mean_std(scale, offset), (mean, std), rtol=1e-12)
 
 
 def test_decoded_clip_transform_is_consistent_and_official_views(tmp_path):

@@ -134,7 +134,7 @@ out["data_parallel"] = {
 }
 
 # Model parallel: mesh (batch 1, model 2).
-dist.enable_model_parallel(2, global_batch_size=8)
+dist.enable_model_parallel(2, VideoMAEClassifier.get_layout_map, global_batch_size=8)
 model = compile_like_recipe(tiny_videomae())
 losses, weights = train(model, init)
 out["model_parallel"] = {
@@ -143,6 +143,7 @@ out["model_parallel"] = {
     "optimizer": {v.path: sharding(v) for v in model.optimizer.variables
                   if "qkv_kernel" in v.path},
 }
+dist.enable_model_parallel(2, MeanPooledViTClassifier.get_layout_map, global_batch_size=8)
 vit = MeanPooledViTClassifier.from_scratch(image_size=32, num_classes=NUM_CLASSES, patch_size=8,
                                            num_layers=1, num_heads=4, hidden_dim=32, mlp_dim=64)
 out["vit"] = {"variables": {v.path: sharding(v) for v in vit.weights}}
@@ -409,7 +410,7 @@ def test_divisible_batches_cut_the_last_validation_batch(tiny_synthetic, loader)
 
 
 def _model_parallel_paths():
-    """Which variables of a tiny VideoMAE and ViT the LayoutMap rules shard."""
+    """Which variables of a tiny VideoMAE and ViT their LayoutMaps shard."""
     from keras_har.models import MeanPooledViTClassifier, VideoMAEBackbone, VideoMAEClassifier
 
     backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2,
@@ -418,14 +419,18 @@ def _model_parallel_paths():
     vit = MeanPooledViTClassifier.from_scratch(image_size=32, num_classes=3, patch_size=8,
                                                num_layers=1, num_heads=4, hidden_dim=32, mlp_dim=64)
 
+    mesh = keras.distribution.DeviceMesh((1, 2), ("batch", "model"), ["cpu:0", "cpu:1"])
+
     def matched(model):
+        layout_map = type(model).get_layout_map(mesh)
         out = {}
         for v in model.weights:
-            hits = [axes for pattern, axes in dist.MODEL_PARALLEL_RULES if re.fullmatch(pattern, v.path)]
-            assert len(hits) <= 1, v.path  # LayoutMap refuses a path matching two rules
-            if hits:
-                assert len(hits[0]) == len(v.shape), (v.path, v.shape)
-                out[v.path] = hits[0]
+            rules = [p for p in layout_map.keys() if re.search(p, v.path)]
+            assert len(rules) <= 1, v.path  # LayoutMap refuses a path matching two rules
+            if rules:
+                axes = layout_map[rules[0]].axes
+                assert len(axes) == len(v.shape), (v.path, v.shape)
+                out[v.path] = axes
         return out
 
     return matched(videomae), matched(vit)
@@ -451,7 +456,10 @@ def test_model_parallel_rules_match_both_models():
 def test_model_parallel_replicates_what_does_not_split():
     """6 heads over a model axis of 4: replicated with a warning, not an error."""
     mesh = keras.distribution.DeviceMesh((1, 4), ("batch", "model"), [f"cpu:{i}" for i in range(4)])
-    layout = dist._ModelParallel(layout_map=dist.model_parallel_layout(mesh), batch_dim_name="batch")
+    from keras_har.models import MeanPooledViTClassifier, VideoMAEClassifier
+
+    vit = dist._ModelParallel(layout_map=MeanPooledViTClassifier.get_layout_map(mesh), batch_dim_name="batch")
+    videomae = dist._ModelParallel(layout_map=VideoMAEClassifier.get_layout_map(mesh), batch_dim_name="batch")
 
     class Var:
         _layout = None
@@ -459,21 +467,23 @@ def test_model_parallel_replicates_what_does_not_split():
         def __init__(self, path, shape):
             self.path, self.shape = path, shape
 
-    assert layout.get_variable_layout(Var("b/mha/query/kernel", (384, 6, 64))).axes == (None, None, None)
-    assert layout.get_variable_layout(Var("b/mha/query/kernel", (768, 12, 64))).axes == (None, "model", None)
-    assert layout.get_variable_layout(Var("b/fc1/kernel", (768, 3072))).axes == (None, "model")
-    assert layout.get_variable_layout(Var("b/norm1/gamma", (768,))).axes == (None,)
+    assert vit.get_variable_layout(Var("b/mha/query/kernel", (384, 6, 64))).axes == (None, None, None)
+    assert vit.get_variable_layout(Var("b/mha/query/kernel", (768, 12, 64))).axes == (None, "model", None)
+    assert videomae.get_variable_layout(Var("b/fc1/kernel", (768, 3072))).axes == (None, "model")
+    assert videomae.get_variable_layout(Var("b/norm1/gamma", (768,))).axes == (None,)
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="the flags work under jax")
 def test_parallel_flags_need_jax(backend):
     args = argparse.Namespace(seed=0, mixed_precision=False, data_parallel=True, model_parallel=0,
                               batch_size=8)
-    with pytest.raises(SystemExit, match=f"KERAS_BACKEND=jax.*{backend}.*not supported"):
-        experiment.set_precision_and_distribution(args)
+    from keras_har.models import VideoMAEClassifier
+
+    with pytest.raises(dist.DistributionError, match=f"KERAS_BACKEND=jax.*{backend}.*not supported"):
+        experiment.set_precision_and_distribution(args, VideoMAEClassifier)
     args.data_parallel, args.model_parallel = False, 2
-    with pytest.raises(SystemExit, match="--model-parallel needs KERAS_BACKEND=jax"):
-        experiment.set_precision_and_distribution(args)
+    with pytest.raises(dist.DistributionError, match="--model-parallel needs KERAS_BACKEND=jax"):
+        experiment.set_precision_and_distribution(args, VideoMAEClassifier)
     assert keras.distribution.distribution() is None
     assert dist.process_shard() == (0, 1) and dist.local_batch_multiple() == 1
 
@@ -482,12 +492,14 @@ def test_parallel_flags_need_jax(backend):
 def test_global_batch_must_split():
     devices = keras.distribution.list_devices()[:1]
     try:
-        with pytest.raises(SystemExit, match="groups of 2"):
-            dist.enable_model_parallel(2, devices=devices)
+        from keras_har.models import VideoMAEClassifier
+
+        with pytest.raises(dist.DistributionError, match="groups of 2"):
+            dist.enable_model_parallel(2, VideoMAEClassifier.get_layout_map, devices=devices)
         d = keras.distribution.DataParallel(devices=devices)
         dist.check_global_batch(7, d)  # one replica: anything splits
         mesh = keras.distribution.DeviceMesh((2,), ("batch",), ["cpu:0", "cpu:1"])
-        with pytest.raises(SystemExit, match="--batch-size 7 .* 2 data-parallel replicas"):
+        with pytest.raises(dist.DistributionError, match="--batch-size 7 .* 2 data-parallel replicas"):
             dist.check_global_batch(7, keras.distribution.DataParallel(device_mesh=mesh))
         assert dist.local_batch_multiple() == 1
         keras.distribution.set_distribution(keras.distribution.DataParallel(device_mesh=mesh))

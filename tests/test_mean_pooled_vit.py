@@ -12,7 +12,7 @@ from keras_har.training.optimizers import (
     GroupedAdamW,
     head_multipliers,
     layer_decay_multipliers,
-    layer_id,
+    model_no_decay_patterns,
     no_weight_decay_names,
 )
 
@@ -223,10 +223,15 @@ def test_layer_decay_multipliers():
     assert m["vit_encoder/transformer_block_2/ln_2/gamma"] == pytest.approx(0.75)
     assert m["vit_encoder/ln/gamma"] == 1.0 and m["predictions/kernel"] == 1.0
     # VideoMAEBackbone naming: 0-based `transformer_layer_{i}`, `patch_embedding`.
-    assert layer_id("patch_embedding/kernel", 12) == 0
-    assert layer_id("transformer_layer_0/fc1/kernel", 12) == 1
-    assert layer_id("transformer_layer_11/attention/q_bias", 12) == 12
-    assert layer_id("fc_norm/gamma", 12) == 13 and layer_id("predictions/bias", 12) == 13
+    from keras_har.models import VideoMAEBackbone
+
+    videomae = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, hidden_size=8, num_layers=12,
+                                num_heads=2, intermediate_size=8)
+    layer_id = videomae.layer_id
+    assert layer_id("patch_embedding/kernel") == 0
+    assert layer_id("transformer_layer_0/fc1/kernel") == 1
+    assert layer_id("transformer_layer_11/attention/q_bias") == 12
+    assert layer_id("fc_norm/gamma") == 13 and layer_id("predictions/bias") == 13
 
 
 def test_weight_decay_exclusions():
@@ -241,7 +246,8 @@ def test_weight_decay_exclusions():
     variables = model.trainable_variables
     before = {v.path: keras.ops.convert_to_numpy(v) for v in variables}
     optimizer = GroupedAdamW(learning_rate=0.1, weight_decay=0.5,
-                             lr_multipliers={"predictions/kernel": 2.0})
+                             lr_multipliers={"predictions/kernel": 2.0},
+                             no_decay_patterns=model_no_decay_patterns(model))
     optimizer.apply([keras.ops.zeros(v.shape) for v in variables], variables)  # zero gradients
     for v in variables:
         after = keras.ops.convert_to_numpy(v)

@@ -49,10 +49,21 @@ def load_state_dict(path):
     if not path.exists():
         raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
     if path.name.endswith(".index.json"):
-        index = json.loads(path.read_text())
+        try:
+            index = json.loads(path.read_text())
+            shards = sorted(set(index["weight_map"].values()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{path}: not a readable shard index ({type(e).__name__}: {e}).") from None
         state = {}
-        for shard in sorted(set(index["weight_map"].values())):
-            state.update(load_state_dict(path.parent / shard))
+        directory = path.parent.resolve()
+        for shard in shards:
+            shard_path = (path.parent / str(shard)).resolve()
+            if shard_path.parent != directory:
+                raise CheckpointError(
+                    f"{path} names the shard {shard!r}, outside the checkpoint directory; "
+                    "shards are only read from the checkpoint's own directory."
+                )
+            state.update(load_state_dict(shard_path))
         return state
     try:
         if path.suffix == ".safetensors":
@@ -120,9 +131,10 @@ class StateDict:
         self.used.add(key)
         return np.asarray(value)
 
-    def skip(self, key):
-        """Mark a tensor as deliberately unused (e.g. a replaced head)."""
-        self.used.add(key)
+    def skip(self, *keys):
+        """Mark tensors as deliberately unused (e.g. a replaced head); keys the
+        checkpoint does not have are ignored."""
+        self.used.update(k for k in keys if k in self.tensors)
 
     def unused(self):
         return sorted(set(self.tensors) - self.used)
@@ -155,3 +167,48 @@ def assign(variable, value, name):
             f"model variable {variable.path} shape {tuple(variable.shape)}."
         )
     variable.assign(value.astype(variable.dtype) if hasattr(value, "astype") else value)
+
+
+def read_preprocessor_normalization(path):
+    """`(image_mean, image_std)` of a transformers `preprocessor_config.json`
+    in `path`, or None when there is none (or it has no mean/std)."""
+    file = pathlib.Path(path) / "preprocessor_config.json"
+    if not file.is_file():
+        return None
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file}: not readable JSON ({e}).") from None
+    if isinstance(config, dict) and "image_mean" in config and "image_std" in config:
+        return tuple(config["image_mean"]), tuple(config["image_std"])
+    return None
+
+
+def assign_layer_norm(layer, state, key, dim):
+    """A torch LayerNorm `key.weight` / `key.bias` into a Keras LayerNormalization."""
+    assign(layer.gamma, state.take(key + ".weight", (dim,)), key + ".weight")
+    assign(layer.beta, state.take(key + ".bias", (dim,)), key + ".bias")
+
+
+class StateDictPort:
+    """keras-hub's converter interface (`port_weight(variable, key, hook_fn)`)
+    over a `StateDict`, so keras-hub's own weight converters run with our
+    every-tensor-used bookkeeping. A key the checkpoint stores without the
+    model prefix (a bare `ViTModel`: `embeddings...` for `vit.embeddings...`)
+    is found either way."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def key(self, hf_weight_key):
+        if hf_weight_key in self.state:
+            return hf_weight_key
+        bare = hf_weight_key.split(".", 1)[-1]
+        return bare if bare in self.state else hf_weight_key
+
+    def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
+        key = self.key(hf_weight_key)
+        value = self.state.take(key)
+        if hook_fn is not None:
+            value = np.asarray(hook_fn(value, list(keras_variable.shape)))
+        assign(keras_variable, value, key)

@@ -16,22 +16,27 @@ timm's fused `qkv` is split into keras `MultiHeadAttention`'s query / key /
 value kernels. Every tensor is used or reported: features this backbone does
 not have (layer scale, qk-norm, register tokens, `fc_norm` / average pooling)
 leave tensors unused and fail with their names.
+
+keras-hub's converter protocol (`backbone_cls`, `convert_backbone_config`,
+`convert_weights`, `convert_head`), run by
+`keras_har.converters.preset_loaders.TimmPresetLoader`.
 """
 
-import json
 import logging
 import math
-import pathlib
 import re
 
+import keras_hub
 import numpy as np
 
 from keras_har.converters.checkpoint import (
     CheckpointError,
     StateDict,
     assign,
+    assign_layer_norm,
     load_state_dict,
 )
+from keras_har.models.mean_pooled_vit_classifier import VIT_LAYER_NORM_EPS
 
 logger = logging.getLogger("keras_har")
 
@@ -43,38 +48,18 @@ TIMM_VIT_SIZES = {
     "large": (16, 1024),
     "huge": (16, 1280),
 }
-TIMM_LAYER_NORM_EPS = 1e-6
 HEAD_KEYS = ("head.weight", "head.bias")
+UNUSED_PREFIXES = ()
+backbone_cls = keras_hub.models.ViTBackbone
 
 
-def read_timm_config(path):
-    """The `config.json` of a timm hub directory ({} for a bare weights file)."""
-    path = pathlib.Path(path)
-    if path.is_file():
-        return {}
-    config_file = path / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(
-            f"{path} has no config.json: expected a timm checkpoint directory "
-            "(config.json with 'architecture' + model.safetensors) or a weights file."
-        )
-    config = json.loads(config_file.read_text())
-    if "architecture" not in config:
-        raise CheckpointError(
-            f"{config_file} is not a timm config (no 'architecture' field)."
-        )
-    return config
 
-
-def open_checkpoint(path):
-    """(timm config, `StateDict`) for a timm directory or a bare state-dict file."""
-    path = pathlib.Path(path)
-    config = read_timm_config(path)
+def open_state(path, config):
+    """The tensors of a timm directory or bare state-dict file (`module.` stripped)."""
     tensors = load_state_dict(path)
     if tensors and all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module.") :]: v for k, v in tensors.items()}
-    return config, StateDict(tensors, source=str(path))
-
+    return StateDict(tensors, source=str(path))
 
 def infer_num_heads(hidden_dim, config, num_heads=None):
     """Head count: explicit > config `model_args` > architecture name > width // 64."""
@@ -94,7 +79,7 @@ def infer_num_heads(hidden_dim, config, num_heads=None):
     return int(num_heads)
 
 
-def backbone_kwargs_from_state(state, config, num_heads=None, image_size=None):
+def convert_backbone_config(config, state, num_heads=None, image_size=None):
     """`keras_hub.models.ViTBackbone` kwargs read from the tensor shapes.
 
     `image_size` (int or (h, w)) overrides the checkpoint's own input size; the
@@ -123,7 +108,7 @@ def backbone_kwargs_from_state(state, config, num_heads=None, image_size=None):
         num_heads=infer_num_heads(hidden_dim, config, num_heads),
         hidden_dim=int(hidden_dim),
         mlp_dim=int(mlp_dim),
-        layer_norm_epsilon=TIMM_LAYER_NORM_EPS,
+        layer_norm_epsilon=VIT_LAYER_NORM_EPS,
         use_mha_bias="blocks.0.attn.qkv.bias" in state,
         use_mlp_bias="blocks.0.mlp.fc1.bias" in state,
         use_class_token=True,
@@ -176,10 +161,6 @@ def _dense(layer, state, key, in_dim, out_dim):
         assign(layer.bias, state.take(f"{key}.bias", (out_dim,)), f"{key}.bias")
 
 
-def _layer_norm(layer, state, key, dim):
-    assign(layer.gamma, state.take(f"{key}.weight", (dim,)), f"{key}.weight")
-    assign(layer.beta, state.take(f"{key}.bias", (dim,)), f"{key}.bias")
-
 
 def _attention(mha, state, key, dim, num_heads):
     """timm's fused qkv (3*d, d) -> keras MHA query/key/value (d, heads, d/heads)."""
@@ -200,7 +181,7 @@ def _attention(mha, state, key, dim, num_heads):
         assign(out.bias, state.take(f"{key}.proj.bias", (dim,)), f"{key}.proj.bias")
 
 
-def load_backbone_weights(backbone, state):
+def convert_weights(backbone, state, config=None):
     """Copy a timm ViT state dict into a `keras_hub.models.ViTBackbone`."""
     dim, mlp_dim = backbone.hidden_dim, backbone.mlp_dim
     embed = backbone.get_layer("vit_patching_and_embedding")
@@ -218,12 +199,12 @@ def load_backbone_weights(backbone, state):
     encoder = backbone.get_layer("vit_encoder")
     for i, block in enumerate(encoder.encoder_layers):
         key = f"blocks.{i}"
-        _layer_norm(block.layer_norm_1, state, f"{key}.norm1", dim)
+        assign_layer_norm(block.layer_norm_1, state, f"{key}.norm1", dim)
         _attention(block.mha, state, f"{key}.attn", dim, backbone.num_heads)
-        _layer_norm(block.layer_norm_2, state, f"{key}.norm2", dim)
+        assign_layer_norm(block.layer_norm_2, state, f"{key}.norm2", dim)
         _dense(block.mlp.dense_1, state, f"{key}.mlp.fc1", dim, mlp_dim)
         _dense(block.mlp.dense_2, state, f"{key}.mlp.fc2", mlp_dim, dim)
-    _layer_norm(encoder.layer_norm, state, "norm", dim)
+    assign_layer_norm(encoder.layer_norm, state, "norm", dim)
 
 
 def head_num_classes(state):
@@ -233,19 +214,16 @@ def head_num_classes(state):
     return int(state.tensors["head.weight"].shape[0])
 
 
-def load_head(dense, state):
-    """timm `head` (classes, d) -> a keras Dense `predictions` layer."""
+
+def convert_head(classifier, state, config, keep_head=True):
+    """timm `head` (classes, d) -> the classifier's Dense `predictions`."""
+    if not keep_head:
+        return
+    dense = classifier.predictions
     in_dim, classes = dense.kernel.shape
     _dense(dense, state, "head", in_dim, classes)
 
-
-def skip_head(state):
-    for key in HEAD_KEYS:
-        if key in state:
-            state.skip(key)
-
-
-def normalization(config):
+def normalization(path, config):
     """(mean, std) of the checkpoint's `pretrained_cfg`, or None."""
     cfg = config.get("pretrained_cfg", {})
     if "mean" in cfg and "std" in cfg:
@@ -258,22 +236,3 @@ def label_names(config):
     names = config.get("label_names") or config.get("pretrained_cfg", {}).get("label_names")
     return [str(n) for n in names] if names else None
 
-
-def is_transformers_vit(path):
-    """True for a transformers ViT directory (config.json with model_type "vit"),
-    which keras-hub's own converter loads."""
-    config_file = pathlib.Path(path) / "config.json"
-    if not config_file.is_file():
-        return False
-    return json.loads(config_file.read_text()).get("model_type") == "vit"
-
-
-def hf_normalization(path):
-    """(mean, std) of a transformers `preprocessor_config.json`, or None."""
-    file = pathlib.Path(path) / "preprocessor_config.json"
-    if not file.is_file():
-        return None
-    config = json.loads(file.read_text())
-    if "image_mean" in config and "image_std" in config:
-        return tuple(config["image_mean"]), tuple(config["image_std"])
-    return None

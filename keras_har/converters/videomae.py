@@ -1,5 +1,9 @@
 """Hugging Face VideoMAE checkpoints -> `VideoMAEBackbone` / `VideoMAEClassifier`.
 
+keras-hub's converter protocol (`backbone_cls`, `convert_backbone_config`,
+`convert_weights`, `convert_head`), run by
+`keras_har.converters.preset_loaders.TransformersPresetLoader`.
+
 Reads a directory as `save_pretrained` writes it (config.json plus
 model.safetensors, pytorch_model.bin or a sharded index) for any of
 `VideoMAEForVideoClassification`, `VideoMAEModel` and `VideoMAEForPreTraining`,
@@ -9,9 +13,7 @@ is used or reported: the pre-training decoder is ignored with a log line; any
 other unused, missing or mis-shaped tensor is an error that names it.
 """
 
-import json
 import logging
-import pathlib
 import re
 
 import numpy as np
@@ -20,8 +22,11 @@ from keras_har.converters.checkpoint import (
     CheckpointError,
     StateDict,
     assign,
+    assign_layer_norm,
     load_state_dict,
+    read_preprocessor_normalization,
 )
+from keras_har.models.videomae_backbone import VideoMAEBackbone
 
 logger = logging.getLogger("keras_har")
 
@@ -43,53 +48,20 @@ HF_DEFAULTS = dict(
     qv_bias=True,
     use_mean_pooling=True,
 )
-# Tensors of VideoMAEForPreTraining that the encoder does not use.
-PRETRAINING_ONLY = (
+backbone_cls = VideoMAEBackbone
+HEAD_KEYS = ("classifier.weight", "classifier.bias")
+# Tensors a classifier does not use: the head's (replaced or absent) and
+# VideoMAEForPreTraining's decoder, ignored with a log line.
+UNUSED_PREFIXES = PRETRAINING_ONLY = (
     "decoder.",
     "encoder_to_decoder.",
     "mask_token",
     "position_embeddings",
     "videomae.embeddings.position_embeddings",  # the fixed table, in old files
 )
-# transformers' own fc_norm is `nn.LayerNorm(hidden_size)`: torch's default eps.
-FC_NORM_EPS = 1e-5
 
 
-def is_hf_checkpoint(path):
-    """True for a transformers-format directory (config.json with a model_type)."""
-    config_file = pathlib.Path(path) / "config.json"
-    if not config_file.exists():
-        return pathlib.Path(path).is_file()
-    config = json.loads(config_file.read_text())
-    return "registered_name" not in config
-
-
-def read_hf_config(path):
-    path = pathlib.Path(path)
-    config_file = path / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint directory.")
-    config = json.loads(config_file.read_text())
-    model_type = config.get("model_type")
-    if model_type != "videomae":
-        raise CheckpointError(
-            f"{config_file}: model_type is {model_type!r}, expected 'videomae'."
-        )
-    return config
-
-
-def read_preprocessor_config(path):
-    """(image_mean, image_std) from preprocessor_config.json, or None."""
-    file = pathlib.Path(path) / "preprocessor_config.json"
-    if not file.exists():
-        return None
-    config = json.loads(file.read_text())
-    if "image_mean" in config and "image_std" in config:
-        return tuple(config["image_mean"]), tuple(config["image_std"])
-    return None
-
-
-def backbone_kwargs_from_hf_config(config):
+def convert_backbone_config(config, state=None):
     """`VideoMAEConfig` fields -> `VideoMAEBackbone` arguments."""
     c = {**HF_DEFAULTS, **config}
     # transformers 5 renamed `qkv_bias` to `qv_bias`; checkpoints say `qkv_bias`.
@@ -112,14 +84,6 @@ def backbone_kwargs_from_hf_config(config):
         hidden_dropout=float(c["hidden_dropout_prob"]),
         attention_dropout=float(c["attention_probs_dropout_prob"]),
     )
-
-
-def labels_from_hf_config(config):
-    """Class names ordered by id, or None for a checkpoint without a head."""
-    id2label = config.get("id2label")
-    if not id2label:
-        return None
-    return [id2label[k] for k in sorted(id2label, key=int)]
 
 
 def normalize_keys(tensors):
@@ -147,7 +111,7 @@ def linear(state, key, in_dim, out_dim):
     return state.take(key, (out_dim, in_dim)).T
 
 
-def load_backbone_weights(backbone, state):
+def convert_weights(backbone, state, config=None):
     """Assign every encoder tensor of `state` (a normalised `StateDict`)."""
     hidden = backbone.hidden_size
     p, t, c = backbone.patch_size, backbone.tubelet_size, backbone.num_channels
@@ -164,7 +128,7 @@ def load_backbone_weights(backbone, state):
     for i, block in enumerate(backbone.transformer_layers):
         load_block_weights(block, state, f"videomae.encoder.layer.{i}.")
     if backbone.final_norm is not None:
-        load_layer_norm(backbone.final_norm, state, "videomae.layernorm", hidden)
+        assign_layer_norm(backbone.final_norm, state, "videomae.layernorm", hidden)
     extra = [k for k in state.unused() if re.match(r"videomae\.encoder\.layer\.(\d+)\.", k)]
     if extra:
         raise CheckpointError(
@@ -193,45 +157,44 @@ def load_block_weights(block, state, prefix):
         assign(layer.kernel, linear(state, prefix + key + ".weight", din, dout), prefix + key)
         assign(layer.bias, state.take(prefix + key + ".bias", (dout,)), prefix + key + ".bias")
     for layer, key in ((block.norm1, "layernorm_before"), (block.norm2, "layernorm_after")):
-        load_layer_norm(layer, state, prefix + key, hidden)
+        assign_layer_norm(layer, state, prefix + key, hidden)
 
 
-def load_layer_norm(layer, state, key, dim):
-    assign(layer.gamma, state.take(key + ".weight", (dim,)), key + ".weight")
-    assign(layer.beta, state.take(key + ".bias", (dim,)), key + ".bias")
+def open_state(path, config):
+    """The checkpoint tensors of a Hugging Face VideoMAE directory, keys normalised."""
+    if config.get("model_type") != "videomae":
+        raise CheckpointError(f"{path}/config.json: model_type is {config.get('model_type')!r}, "
+                              "expected 'videomae'.")
+    return StateDict(normalize_keys(load_state_dict(path)), source=str(path))
 
 
-def open_checkpoint(path):
-    """(config dict, normalised StateDict) of a Hugging Face VideoMAE directory."""
-    path = pathlib.Path(path)
-    if path.is_file():
-        raise CheckpointError(
-            f"{path} is a file; a VideoMAE checkpoint is a directory with config.json "
-            "and its weights (as `save_pretrained` writes it)."
-        )
-    config = read_hf_config(path)
-    tensors = load_state_dict(path)
-    return config, StateDict(normalize_keys(tensors), source=str(path))
+def normalization(path, config):
+    """`(image_mean, image_std)` of the checkpoint's preprocessor_config.json, or None
+    (the model's default, ImageNet's, then applies)."""
+    return read_preprocessor_normalization(path)
 
 
-def convert_backbone(path, load_weights=True, **overrides):
-    """A `VideoMAEBackbone` from a Hugging Face directory; returns (backbone, config, state)."""
-    from keras_har.models.videomae_backbone import VideoMAEBackbone
-
-    config, state = open_checkpoint(path)
-    kwargs = backbone_kwargs_from_hf_config(config)
-    kwargs.update(overrides)
-    backbone = VideoMAEBackbone(**kwargs)
-    if load_weights:
-        load_backbone_weights(backbone, state)
-    return backbone, config, state
+def head_num_classes(state):
+    """Classes of the checkpoint's head, or None without one."""
+    return int(state.tensors["classifier.weight"].shape[0]) if "classifier.weight" in state else None
 
 
-def load_classifier_head(classifier, state):
-    """fc_norm and the Dense head of VideoMAEForVideoClassification."""
+def label_names(config):
+    """Class names ordered by id, or None."""
+    id2label = config.get("id2label")
+    if not id2label:
+        return None
+    return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+def convert_head(classifier, state, config, keep_head=True):
+    """`fc_norm` (when both have it) and, with `keep_head`, the Dense head of
+    VideoMAEForVideoClassification."""
     hidden = classifier.backbone.hidden_size
-    if classifier.fc_norm is not None:
-        load_layer_norm(classifier.fc_norm, state, "fc_norm", hidden)
+    if classifier.fc_norm is not None and "fc_norm.weight" in state:
+        assign_layer_norm(classifier.fc_norm, state, "fc_norm", hidden)
+    if not keep_head:
+        return
     head = classifier.predictions
     assign(head.kernel, linear(state, "classifier.weight", hidden, classifier.num_classes), "classifier.weight")
     assign(head.bias, state.take("classifier.bias", (classifier.num_classes,)), "classifier.bias")
@@ -284,34 +247,35 @@ def load_decoder_weights(pretrainer, state):
             f"{state.source}: the checkpoint has more decoder layers than the config's "
             f"{pretrainer.decoder_num_hidden_layers} (e.g. {extra[0]!r})."
         )
-    load_layer_norm(pretrainer.decoder_norm, state, "decoder.norm", width)
+    assign_layer_norm(pretrainer.decoder_norm, state, "decoder.norm", width)
     outputs = pretrainer.decoder_head.units
     assign(pretrainer.decoder_head.kernel, linear(state, "decoder.head.weight", width, outputs), "decoder.head.weight")
     assign(pretrainer.decoder_head.bias, state.take("decoder.head.bias", (outputs,)), "decoder.head.bias")
 
 
-def convert_pretrainer(cls, path, load_weights=True, **kwargs):
-    """A `VideoMAEPretrainer` (`cls`) from a transformers directory: encoder and,
-    for a `VideoMAEForPreTraining` checkpoint, the decoder; every tensor is used
-    or named in an error. `kwargs` override the Task's or the backbone's arguments."""
-    config, state = open_checkpoint(path)
+def convert_task(cls, loader, load_weights=True, **kwargs):
+    """A `VideoMAEPretrainer` (`cls`) from a transformers directory, through
+    the preset loader that holds it: the encoder and, for a
+    `VideoMAEForPreTraining` checkpoint, the decoder (a headless checkpoint
+    gets a new one); every tensor is used or named in an error. `kwargs`
+    override the Task's or the backbone's arguments."""
+    config, state = loader.config, loader.state
     task_keys = set(HF_DECODER_DEFAULTS) | {"mask_ratio", "masking", "image_mean", "image_std"}
     task_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in task_keys}
-    from keras_har.models.videomae_backbone import VideoMAEBackbone
-
-    backbone = VideoMAEBackbone(**{**backbone_kwargs_from_hf_config(config), **kwargs})
-    norm = read_preprocessor_config(path)
+    norm = normalization(loader.path, config)
     if norm:
         task_kwargs.setdefault("image_mean", norm[0])
         task_kwargs.setdefault("image_std", norm[1])
+    backbone = loader.load_backbone(cls.backbone_cls, load_weights, **kwargs)
     pretrainer = cls(backbone, **{**decoder_kwargs_from_hf_config(config), **task_kwargs})
     if not load_weights:
         return pretrainer
-    load_backbone_weights(backbone, state)
     if has_decoder(state):
         load_decoder_weights(pretrainer, state)
     else:
-        logger.info("%s has no pre-training decoder (a %s checkpoint): a new decoder.", path, config.get("architectures"))
+        logger.info("%s has no pre-training decoder (a %s checkpoint): a new decoder.", loader.path,
+                    config.get("architectures"))
     # A classification head (fine-tuned checkpoint) is not part of pre-training.
-    state.check_all_used(ignore_prefixes=FIXED_TABLES + ("classifier.", "fc_norm."))
+    state.skip(*HEAD_KEYS, "fc_norm.weight", "fc_norm.bias")
+    state.check_all_used(ignore_prefixes=FIXED_TABLES)
     return pretrainer

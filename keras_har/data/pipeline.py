@@ -17,25 +17,21 @@ import math
 import os
 import pathlib
 import tempfile
+import threading
+import time
 import uuid
 
 import numpy as np
 
 from keras_har.data import clip_transforms, decoding
 from keras_har.data.mixing import mix_batch, one_hot
+from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
+from keras_har.data.views import num_views
 
 logger = logging.getLogger("keras_har")
 
-VIEWS = {"single": 1, "tta3": 3, "tta6": 6}
 MAX_REPLACEMENTS = 16
 
-
-def num_views(views, num_clips=1):
-    if views == "official":
-        return num_clips * 3
-    if views not in VIEWS:
-        raise ValueError(f"views must be one of {sorted(VIEWS) + ['official']}, got {views!r}.")
-    return VIEWS[views]
 
 
 def _view_frames(path, num_frames, sampling_rate, views, num_clips):
@@ -66,7 +62,18 @@ def load_video_views(path, *, num_frames, sampling_rate, image_size, mean, std,
     """One video, normalised and ready for a model: `(T, S, S, 3)` for a single
     view, else `(V, T, S, S, 3)`. Raises `VideoReadError` naming the file."""
     frames = eval_views(path, num_frames, sampling_rate, image_size, views, num_clips)
-    return clip_transforms.normalize(frames, mean, std)
+    return normalize(frames, mean, std)
+
+
+def warn_skipped(entries, when, where=None):
+    """One warning for `[path, reason]` entries of unreadable videos skipped
+    `when` (e.g. "this epoch"), naming up to 3 files (and `where` the list is)."""
+    if not entries:
+        return
+    names = sorted({path for path, *_ in entries})
+    logger.warning("skipped %d unreadable video reads %s (%d files: %s%s)%s", len(entries), when,
+                   len(names), ", ".join(names[:3]), " ..." if len(names) > 3 else "",
+                   f"; list in {where}" if where else "")
 
 
 class BadVideoLog:
@@ -80,22 +87,50 @@ class BadVideoLog:
         self.path = str(path)
 
     def add(self, video, error):
-        with open(self.path, "a") as f:
+        # Names that are not UTF-8 (archives from other systems) round-trip.
+        with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.write(f"{video}\t{error}\n")
 
     def entries(self):
         if not os.path.exists(self.path):
             return []
-        with open(self.path) as f:
+        with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
             return [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
 
 
 def init_worker(worker_index=0, worker_count=1):
-    """Keep OpenCV to one thread in each loader worker (the workers are the
-    parallelism; OpenCV's own threads would oversubscribe the cores)."""
+    """In each loader worker process: OpenCV on one thread (the workers are
+    the parallelism; its own threads would oversubscribe the cores), the video
+    decoder on the cores the workers leave (one each when there are as many
+    workers as cores), and a watchdog that ends the worker within a second when
+    its parent process is gone (a SIGKILLed run must not leave workers holding
+    memory)."""
     import cv2
 
     cv2.setNumThreads(1)
+    decoding.set_threads(max(1, (os.cpu_count() or 1) // max(1, worker_count)))
+    if multiprocessing_child():
+        start_parent_watchdog()
+
+
+def multiprocessing_child():
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def start_parent_watchdog(interval=0.5):
+    """A daemon thread that exits the process as soon as its parent changes
+    (the parent died and the process was re-parented)."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="keras_har-parent-watchdog", daemon=True).start()
 
 
 class ClipSampler:
@@ -117,13 +152,14 @@ class ClipSampler:
 
     def __init__(self, items, *, training, num_frames, sampling_rate, image_size, mean, std,
                  num_classes, consistent=True, views="single", num_clips=1, seed=0,
-                 label_smoothing=0.0, on_error="skip", bad_log=None, per_epoch=None,
+                 on_error="skip", bad_log=None, per_epoch=None,
                  shard_index=0, shard_count=1):
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"need 0 <= shard_index < shard_count, got {shard_index} and {shard_count}.")
         self.items = list(items)
+        self.paths = {str(p) for p, _ in self.items}
         self.training = training
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
@@ -135,7 +171,6 @@ class ClipSampler:
         self.views = views
         self.num_clips = num_clips
         self.seed = seed
-        self.label_smoothing = label_smoothing
         self.on_error = on_error
         self.bad_log = bad_log
         self.shard_index = shard_index
@@ -181,18 +216,20 @@ class ClipSampler:
         else:
             clip = eval_views(path, self.num_frames, self.sampling_rate, self.image_size,
                               self.views, self.num_clips)
-        x = clip_transforms.normalize(clip, self.mean, self.std)
-        y = one_hot([label], self.num_classes, self.label_smoothing)[0]
+        x = normalize(clip, self.mean, self.std)
+        y = one_hot([label], self.num_classes)[0]
         return x, y
 
     def __call__(self, slot):
         import cv2
 
         epoch, index = self.item_at(slot)
-        for _ in range(MAX_REPLACEMENTS):
+        for attempt in range(MAX_REPLACEMENTS):
             try:
                 x, y = self.load(index, epoch)
-                return x, y, np.int64(index), np.int64(slot)
+                # `real` is 0 for a replacement of an unreadable video: a weight
+                # that keeps it out of validation metrics.
+                return x, y, np.int64(index), np.int64(slot), np.float32(attempt == 0)
             except (decoding.VideoReadError, cv2.error) as e:
                 path = self.items[index][0]
                 reason = str(e).strip().splitlines()[0]
@@ -213,28 +250,36 @@ class ClipSampler:
 
 class BatchFinisher:
     """The per-batch step: Mixup/CutMix (seeded from the batch's first slot),
-    then `(x, y)` or `(x, y, item_index)`."""
+    then `(x, y)`, `(x, y, item_index)` or `(x, y, sample_weight)` (0 for a
+    replacement of an unreadable video, 1 otherwise)."""
 
     def __init__(self, mixup_alpha=0.0, cutmix_alpha=0.0, prob=1.0, switch_prob=0.5, seed=0,
-                 with_index=False):
+                 with_index=False, with_weights=False):
         self.mixup_alpha = mixup_alpha
         self.cutmix_alpha = cutmix_alpha
         self.prob = prob
         self.switch_prob = switch_prob
         self.seed = seed
         self.with_index = with_index
+        self.with_weights = with_weights
 
     @property
     def active(self):
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     def __call__(self, batch):
-        x, y, index, slot = batch
+        x, y, index, slot, real = batch
         if self.active:
             rng = np.random.default_rng([self.seed, int(slot[0]), 11])
             x, y, _, _ = mix_batch(x, y, rng, self.mixup_alpha, self.cutmix_alpha, self.prob,
                                    self.switch_prob)
-        return (x, y, index) if self.with_index else (x, y)
+        if self.with_index:
+            return x, y, index
+        return (x, y, real) if self.with_weights else (x, y)
+
+    def output_kinds(self):
+        """Names of the batch's parts, in order."""
+        return ("x", "y") + (("index",) if self.with_index else ("weight",) if self.with_weights else ())
 
 
 ENDLESS = 2**40  # stream length when `epochs` is None
@@ -250,22 +295,42 @@ class VideoLoader:
     - `build()`: one epoch as a dataset (e.g. `validation_data`).
     - iterating the loader: numpy batches of one epoch; at the end, a warning
       with the number of unreadable videos skipped.
-    - `bad_videos()`: `[path, reason]` of every skip so far, from all workers.
+    - `bad_videos()`: `[path, reason]` of every skip of this loader's videos
+      so far, from all workers.
+    - `close()` (or `with loader:`): stops every worker process and thread of
+      the datasets it built (grain iterators are closed explicitly, not left
+      to the garbage collector). Close a loader before starting the next.
     """
 
-    def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, backend, workers):
+    def __init__(self, sampler, finisher, batch_size, epochs, drop_remainder, frontend, workers):
         self.sampler = sampler
         self.finisher = finisher
         self.batch_size = batch_size
         self.epochs = epochs
         self.drop_remainder = drop_remainder
-        self.backend = backend
+        self.frontend = frontend  # "grain" or "tf" (tf.data)
         self.workers = workers
         n = sampler.shard_size(drop_remainder)
         self.steps_per_epoch = n // batch_size if drop_remainder else math.ceil(n / batch_size)
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} videos are fewer than one batch of {batch_size}.")
         sampler.per_epoch = self.steps_per_epoch * batch_size if drop_remainder else n
+        self._iterators = []  # every grain iterator of the datasets built, to close
+
+    def close(self):
+        """Close every iterator of the datasets this loader built (worker
+        processes joined, shared memory released). Idempotent."""
+        while self._iterators:
+            iterator = self._iterators.pop()
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def __len__(self):
         return self.steps_per_epoch
@@ -277,7 +342,7 @@ class VideoLoader:
         stop = ENDLESS if epochs is None else epochs * per_epoch
         if stop <= start:
             raise ValueError(f"no epochs between initial_epoch={initial_epoch} and epochs={epochs}.")
-        if self.backend == "tf":
+        if self.frontend == "tf":
             return self._build_tf(start, stop)
         return self._build_grain(start, stop)
 
@@ -300,7 +365,7 @@ class VideoLoader:
                 grain.multiprocessing.MultiprocessingOptions(num_workers=self.workers),
                 worker_init_fn=init_worker,
             )
-        return ds
+        return _closing_dataset(ds, self._iterators)
 
     def sample_shape(self):
         """The shape of one sample's `x`."""
@@ -310,75 +375,101 @@ class VideoLoader:
         return shape
 
     def _build_tf(self, start, stop):
-        # Keras first: TensorFlow imports it, and with the torch backend torch's
-        # triton crashes the process when it is loaded after TensorFlow.
-        import keras  # noqa: F401
+        from keras_har.utils.import_order import load_torch_before_tensorflow
+
+        load_torch_before_tensorflow()
         import tensorflow as tf
 
         shape, classes = self.sample_shape(), self.sampler.num_classes
         sampler, finisher = self.sampler, self.finisher
-        init_worker()
+        init_worker(0, max(1, self.workers))  # the parallel calls share this process
 
         def load(slot):
             return sampler(int(slot))
 
         def load_tf(slot):
-            x, y, index, slot = tf.numpy_function(
-                load, [slot], (tf.float32, tf.float32, tf.int64, tf.int64), stateful=False
+            x, y, index, slot, real = tf.numpy_function(
+                load, [slot], (tf.float32, tf.float32, tf.int64, tf.int64, tf.float32), stateful=False
             )
             return (tf.ensure_shape(x, shape), tf.ensure_shape(y, (classes,)),
-                    tf.ensure_shape(index, ()), tf.ensure_shape(slot, ()))
+                    tf.ensure_shape(index, ()), tf.ensure_shape(slot, ()), tf.ensure_shape(real, ()))
 
         ds = tf.data.Dataset.range(start, stop).map(
             load_tf, num_parallel_calls=max(1, self.workers), deterministic=True
         )
         ds = ds.batch(self.batch_size, drop_remainder=self.drop_remainder)
         batch = (self.batch_size if self.drop_remainder else None,)
-        out_types = (tf.float32, tf.float32, tf.int64) if finisher.with_index else (tf.float32, tf.float32)
-        out_shapes = (batch + shape, batch + (classes,), batch)[: len(out_types)]
+        kinds = {"x": (tf.float32, batch + shape), "y": (tf.float32, batch + (classes,)),
+                 "index": (tf.int64, batch), "weight": (tf.float32, batch)}
+        out_types, out_shapes = zip(*(kinds[k] for k in finisher.output_kinds()))
 
         def finish(*batch_arrays):
             return finisher(batch_arrays)
 
-        def finish_tf(x, y, index, slot):
-            outs = tf.numpy_function(finish, [x, y, index, slot], out_types, stateful=False)
+        def finish_tf(x, y, index, slot, real):
+            outs = tf.numpy_function(finish, [x, y, index, slot, real], out_types, stateful=False)
             return tuple(tf.ensure_shape(t, s) for t, s in zip(outs, out_shapes))
 
         return ds.map(finish_tf).prefetch(2)
 
     def __iter__(self):
-        """Numpy batches of one epoch (the first: use `build` for others)."""
+        """Numpy batches of one epoch (the first: use `build` for others); the
+        epoch's iterator is closed when the loop ends or is left."""
         seen = len(self.bad_videos())
         ds = self.build(0, 1)
-        if self.backend == "tf":
+        if self.frontend == "tf":
             yield from ds.as_numpy_iterator()
         else:
-            for batch in ds:
-                yield tuple(np.asarray(a) for a in batch)
-        skipped = self.bad_videos()[seen:]
-        if skipped:
-            names = sorted({path for path, *_ in skipped})
-            logger.warning("skipped %d unreadable video reads this epoch (%d files: %s%s)",
-                           len(skipped), len(names), ", ".join(names[:3]),
-                           " ..." if len(names) > 3 else "")
+            iterator = iter(ds)
+            try:
+                for batch in iterator:
+                    yield tuple(np.asarray(a) for a in batch)
+            finally:
+                iterator.close()
+        warn_skipped(self.bad_videos()[seen:], "this epoch")
 
     def bad_videos(self):
-        """`[path, reason]` for every unreadable video met so far (all workers)."""
-        return self.sampler.bad_log.entries() if self.sampler.bad_log else []
+        """`[path, reason]` for every unreadable video of this loader's
+        dataset met so far (all workers; the log may be shared with others)."""
+        if not self.sampler.bad_log:
+            return []
+        own = self.sampler.paths
+        return [entry for entry in self.sampler.bad_log.entries() if entry[0] in own]
+
+
+def _closing_dataset(ds, registry):
+    """`ds` as a grain `IterDataset` whose iterators are recorded in
+    `registry` (so the loader can close them)."""
+    import grain
+
+    class ClosingIterDataset(grain.IterDataset):
+        def __iter__(self):
+            iterator = self._parent.__iter__()
+            registry.append(iterator)
+            return iterator
+
+        def __str__(self):
+            return "ClosingIterDataset"
+
+    return ClosingIterDataset(ds)
 
 
 def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2, image_size=224,
-                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_classes=None,
+                mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=None,
                 consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
-                switch_prob=0.5, label_smoothing=0.0, views="single", num_clips=1,
+                switch_prob=0.5, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
-                epochs=None, with_index=False, bad_video_log=None, shard_index=0, shard_count=1):
+                epochs=None, with_index=False, with_weights=False, bad_video_log=None, shard_index=0,
+                shard_count=1):
     """Batches of `dataset` (any index with `.items` and `.class_names`).
 
     Batches are `(x, y)`: `x` float32 `(B, T, S, S, 3)` normalised with
     `mean`/`std` on [0, 1] RGB (`(B, V, T, S, S, 3)` for multi-view), `y`
     float32 `(B, num_classes)` one-hot (soft with Mixup/CutMix or label
-    smoothing). With `with_index=True` a third element, int64 `(B,)`, gives the
+    smoothing). With `with_weights=True` (evaluation) a third element, float32
+    `(B,)`, is 0 for a sample that replaces an unreadable video and 1 for the
+    others: as `fit`'s validation sample weights it keeps validation metrics
+    to the videos really read. With `with_index=True` a third element, int64 `(B,)`, gives the
     `dataset.items` index of each sample (for per-video predictions; do not
     pass those batches to `model.fit`).
 
@@ -393,10 +484,12 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
             (left/top, centre, right/bottom crops of the short-edge-resized
             frames, then the same three flipped) or "official" (`num_clips`
             evenly spaced clips x those 3 crops, clip-major).
-        mean, std: per-channel normalisation (VideoMAE: ImageNet's; the timm
-            ViT baseline: 0.5, 0.5).
-        mixup_alpha, cutmix_alpha, mixup_prob, switch_prob, label_smoothing:
-            timm's `Mixup` in batch mode (training only).
+        mean, std: per-channel normalisation: the model's `image_mean` /
+            `image_std` (its preprocessor's; VideoMAE: ImageNet's, the timm ViT
+            baseline: 0.5, 0.5).
+        mixup_alpha, cutmix_alpha, mixup_prob, switch_prob: timm's `Mixup`
+            in batch mode (training only). Label smoothing is the loss's
+            (`keras.losses.CategoricalCrossentropy(label_smoothing=...)`).
         loader: "grain" (worker processes) or "tf" (tf.data, parallel map).
         workers: grain worker processes or tf.data parallel calls; 0 = inline.
         seed: the order, clip starts, crops, flips and Mixup draws; the same
@@ -425,11 +518,11 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
         dataset.items, training=training, num_frames=num_frames, sampling_rate=sampling_rate,
         image_size=image_size, mean=mean, std=std, num_classes=num_classes,
         consistent=consistent, views=views, num_clips=num_clips, seed=seed,
-        label_smoothing=label_smoothing, on_error=on_error, bad_log=BadVideoLog(bad_video_log),
+        on_error=on_error, bad_log=BadVideoLog(bad_video_log),
         shard_index=shard_index, shard_count=shard_count,
     )
     finisher = BatchFinisher(mixup_alpha if training else 0.0, cutmix_alpha if training else 0.0,
-                             mixup_prob, switch_prob, seed, with_index)
+                             mixup_prob, switch_prob, seed, with_index, with_weights and not training)
     if drop_remainder is None:
         drop_remainder = training
     return VideoLoader(sampler, finisher, batch_size, epochs if training else 1, drop_remainder,

@@ -55,6 +55,16 @@ class VideoDataset:
         return path
 
 
+def read_lines(path):
+    """The lines of a split or list file. Bytes that are not UTF-8 (names from
+    archives made on other systems) are kept as Python keeps such file names
+    (surrogate escapes), so the listed files are found on disk."""
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError as e:
+        raise DatasetIndexError(f"{path}: cannot read ({e.strerror}).") from None
+
+
 def load_label_map(path):
     """`{name: index}` written by `save_label_map` -> class names in index order."""
     mapping = json.loads(pathlib.Path(path).read_text())
@@ -109,7 +119,7 @@ class HMDB51(VideoDataset):
             class_dir = root / name
             if not class_dir.is_dir():
                 raise DatasetIndexError(f"Class folder {class_dir} (from {split_file.name}) does not exist.")
-            for lineno, line in enumerate(split_file.read_text().splitlines(), 1):
+            for lineno, line in enumerate(read_lines(split_file), 1):
                 if not line.strip():
                     continue
                 parts = line.split()
@@ -141,7 +151,7 @@ class UCF101(VideoDataset):
             if not f.exists():
                 raise DatasetIndexError(f"UCF101 split file {f} does not exist.")
         indexed = {}
-        for lineno, line in enumerate(class_file.read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_lines(class_file), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -151,7 +161,7 @@ class UCF101(VideoDataset):
         class_names = sorted(indexed)
         label_of = {name: i for i, name in enumerate(class_names)}
         items = []
-        for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_lines(list_file), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -211,7 +221,7 @@ class VideoCSV(VideoDataset):
             raise DatasetIndexError(f"CSV list {path} does not exist.")
         root = pathlib.Path(root) if root else path.parent
         rows = []
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             for lineno, row in enumerate(csv.reader(f), 1):
                 if not row or not "".join(row).strip():
                     continue

@@ -26,6 +26,8 @@ import pathlib
 import cv2
 import numpy as np
 
+from keras_har.data.splits import HMDB51
+
 CLASSES = ("grow", "move_down", "move_up", "shrink", "still_cross", "still_triangle")
 REVERSAL_PAIRS = (("grow", "shrink"), ("move_down", "move_up"))
 COLORS = ((230, 200, 40), (40, 220, 230), (230, 80, 200), (120, 230, 60))
@@ -131,6 +133,16 @@ def ensure_synthetic_dataset(root, seed=0, **kwargs):
         ):
             return root / "videos", root / "splits"
     return make_synthetic_dataset(root, seed=seed, **kwargs)
+
+
+class SyntheticVideos(HMDB51):
+    """The built-in synthetic dataset as an index: generated at `root` on first
+    use (`ensure_synthetic_dataset`), read through its HMDB51-style split files."""
+
+    def __init__(self, root, subset="train", seed=0):
+        videos, splits = ensure_synthetic_dataset(root, seed=seed)
+        super().__init__(videos, splits, split=1, subset=subset)
+        self.name = f"synthetic {subset}"
 
 
 def reversal_pair_accuracy(predictions, class_names):

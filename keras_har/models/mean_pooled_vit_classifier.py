@@ -8,23 +8,21 @@ logits are those of the mean feature (so, the head being linear, the mean of
 the per-frame logits).
 """
 
-import json
-import logging
+import re
 
 import keras
 import keras_hub
 from keras import layers, ops
 
-from keras_har.converters import timm_vit
-from keras_har.converters.checkpoint import StateDict, assign, load_state_dict
-from keras_har.models.video_classifier import VideoClassifier, resolve_num_classes
+from keras_har.data.normalization import HALF_MEAN, HALF_STD
+from keras_har.models.mean_pooled_vit_classifier_preprocessor import (
+    MeanPooledViTClassifierPreprocessor,
+)
+from keras_har.models.video_classifier import VideoClassifier
+from keras_har.utils.preset_utils import resolve_num_classes
 
-logger = logging.getLogger("keras_har")
-
-# timm's augreg ViTs are trained on inputs scaled to [-1, 1].
-VIT_MEAN = (0.5, 0.5, 0.5)
-VIT_STD = (0.5, 0.5, 0.5)
 VIT_SMALL = dict(patch_size=16, num_layers=12, num_heads=6, hidden_dim=384, mlp_dim=1536)
+VIT_LAYER_NORM_EPS = 1e-6  # timm's ViTs
 
 
 @keras.saving.register_keras_serializable(package="keras_har")
@@ -69,12 +67,14 @@ class MeanPooledViTClassifier(VideoClassifier):
         num_classes: number of output classes (or give `labels`).
         labels: optional class names, one per output.
         dropout: dropout on the pooled feature, before the head (default 0).
-        image_mean, image_std: the normalisation inputs must have had
-            (0.5 / 0.5 by default, as timm's augreg ViTs).
+        preprocessor: a `MeanPooledViTClassifierPreprocessor`; by default one
+            normalising with `image_mean` / `image_std` (0.5 / 0.5 unless
+            given, as timm's augreg ViTs).
 
-    Inputs are float videos `(batch, frames, height, width, 3)`, already
-    normalised, with `height, width` the backbone's image size and any number
-    of frames; outputs are logits `(batch, num_classes)`.
+    Inputs are videos `(batch, frames, height, width, 3)`: raw uint8 frames
+    through `predict` / `fit`, or float frames already normalised, with
+    `height, width` the backbone's image size and any number of frames;
+    outputs are logits `(batch, num_classes)`.
 
     Example:
     ```python
@@ -86,6 +86,9 @@ class MeanPooledViTClassifier(VideoClassifier):
     """
 
     backbone_cls = keras_hub.models.ViTBackbone
+    preprocessor_cls = MeanPooledViTClassifierPreprocessor
+    default_mean = HALF_MEAN
+    default_std = HALF_STD
 
     def __init__(
         self,
@@ -93,9 +96,9 @@ class MeanPooledViTClassifier(VideoClassifier):
         num_classes=None,
         labels=None,
         dropout=0.0,
-        image_mean=VIT_MEAN,
-        image_std=VIT_STD,
         preprocessor=None,
+        image_mean=None,
+        image_std=None,
         **kwargs,
     ):
         num_classes, labels = resolve_num_classes(num_classes, labels)
@@ -106,7 +109,9 @@ class MeanPooledViTClassifier(VideoClassifier):
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = preprocessor
+        self.preprocessor = self._default_preprocessor(
+            preprocessor, tuple(backbone.image_shape[:2]), image_mean, image_std
+        )
         policy = backbone.dtype_policy
         self.output_dropout = layers.Dropout(dropout, name="output_dropout", dtype=policy)
         self.predictions = layers.Dense(
@@ -128,7 +133,7 @@ class MeanPooledViTClassifier(VideoClassifier):
 
         # === Config ===
         self.dropout = dropout
-        self._init_video_classifier(num_classes, labels, image_mean, image_std)
+        self._init_video_classifier(num_classes, labels)
 
     def get_config(self):
         config = super().get_config()
@@ -152,127 +157,40 @@ class MeanPooledViTClassifier(VideoClassifier):
         """A randomly initialised classifier; the backbone is ViT-S/16 unless
         `backbone_kwargs` (patch_size, num_layers, num_heads, hidden_dim,
         mlp_dim, ...) say otherwise."""
-        kwargs = dict(VIT_SMALL, layer_norm_epsilon=timm_vit.TIMM_LAYER_NORM_EPS)
+        kwargs = dict(VIT_SMALL, layer_norm_epsilon=VIT_LAYER_NORM_EPS)
         kwargs.update(backbone_kwargs)
         backbone = keras_hub.models.ViTBackbone(
             image_shape=(image_size, image_size, 3), dtype=dtype, **kwargs
         )
         return cls(backbone, num_classes=num_classes, labels=labels, dropout=dropout)
 
-    @classmethod
-    def known_presets(cls):
-        return {
-            "vit_small_augreg_in21k_ft_in1k": {
-                "handle": "hf://timm/vit_small_patch16_224.augreg_in21k_ft_in1k",
-                "description": "timm ViT-S/16, ImageNet-21k pre-trained, ImageNet-1k fine-tuned "
-                "(the seed's backbone).",
-            },
-        }
+    # === Parameter groups and sharding of keras-hub's ViTBackbone ===
+    def layer_id(self, path):
+        """0 for the patch / position embeddings and class token, i for
+        keras-hub's `transformer_block_{i}` (1-based), `num_layers + 1` after."""
+        match = re.search(r"(^|/)transformer_block_(\d+)/", path)
+        if match:
+            return int(match.group(2))
+        if re.search(r"(^|/)vit_patching_and_embedding/", path):
+            return 0
+        return self.num_layers + 1
+
+    def no_weight_decay(self):
+        """The class token and the position embedding (timm's `no_weight_decay`)."""
+        return (r"class_token", r"position_embedding")
 
     @classmethod
-    def _from_foreign_preset(
-        cls,
-        path,
-        num_classes=None,
-        labels=None,
-        load_weights=True,
-        dropout=0.0,
-        image_size=None,
-        num_heads=None,
-        **backbone_overrides,
-    ):
-        """A timm ViT checkpoint (hub directory or state-dict file) -> classifier.
-
-        `image_size` resizes the input (the position embedding is resampled
-        bicubically); `num_heads` is needed only where neither the config nor
-        the architecture name tells it. Other kwargs (e.g. `dropout_rate`,
-        `dtype`) go to the `ViTBackbone`.
-        """
-        if timm_vit.is_transformers_vit(path):
-            model = cls._from_transformers_vit(
-                path, num_classes, labels, load_weights, dropout, **backbone_overrides
-            )
-            return _check_image_size(model, image_size, path)
-        config, state = timm_vit.open_checkpoint(path)
-        backbone_kwargs = timm_vit.backbone_kwargs_from_state(state, config, num_heads, image_size)
-        backbone_kwargs.update(backbone_overrides)
-        backbone = keras_hub.models.ViTBackbone(**backbone_kwargs)
-
-        ckpt_classes = timm_vit.head_num_classes(state)
-        num_classes, labels = resolve_num_classes(num_classes, labels)
-        if num_classes is None:
-            if ckpt_classes is None:
-                raise ValueError(f"{path} has no classification head: pass num_classes or labels.")
-            num_classes = ckpt_classes
-        keep_head = ckpt_classes == num_classes
-        if keep_head and labels is None:
-            names = timm_vit.label_names(config)
-            labels = names if names and len(names) == num_classes else None
-        mean, std = timm_vit.normalization(config) or (VIT_MEAN, VIT_STD)
-        model = cls(
-            backbone, num_classes=num_classes, labels=labels, dropout=dropout,
-            image_mean=mean, image_std=std,
-        )
-        if not load_weights:
-            return model
-        timm_vit.load_backbone_weights(backbone, state)
-        if keep_head:
-            timm_vit.load_head(model.predictions, state)
-        else:
-            if ckpt_classes is not None:
-                logger.warning(
-                    "%s: replacing the checkpoint's %d-way head with a new %d-way head.",
-                    path, ckpt_classes, num_classes,
-                )
-            else:
-                logger.info("%s: no head in the checkpoint; a new %d-way head.", path, num_classes)
-            timm_vit.skip_head(state)
-        state.check_all_used()
-        return model
-
-    @classmethod
-    def _from_own_preset(cls, path, num_classes, labels, load_weights, image_size=None, **kwargs):
-        model = super()._from_own_preset(path, num_classes, labels, load_weights, **kwargs)
-        return _check_image_size(model, image_size, path)
-
-    @classmethod
-    def _from_transformers_vit(cls, path, num_classes, labels, load_weights, dropout, **kwargs):
-        """A transformers `ViTModel` / `ViTForImageClassification` directory
-        (e.g. google/vit-base-patch16-224): keras-hub converts the backbone;
-        the `classifier` head is kept when its size fits."""
-        backbone = keras_hub.models.ViTBackbone.from_preset(str(path), load_weights=load_weights, **kwargs)
-        hf_config = json.loads((path / "config.json").read_text())
-        state = StateDict(load_state_dict(path), source=str(path))
-        ckpt_classes = int(state.tensors["classifier.weight"].shape[0]) if "classifier.weight" in state else None
-        num_classes, labels = resolve_num_classes(num_classes, labels, default=ckpt_classes)
-        if num_classes is None:
-            raise ValueError(f"{path} has no classification head: pass num_classes or labels.")
-        keep_head = ckpt_classes == num_classes
-        id2label = hf_config.get("id2label") or {}
-        if keep_head and labels is None and len(id2label) == num_classes:
-            labels = [id2label.get(str(i), id2label.get(i)) for i in range(num_classes)]
-        mean, std = timm_vit.hf_normalization(path) or (VIT_MEAN, VIT_STD)
-        model = cls(backbone, num_classes=num_classes, labels=labels, dropout=dropout,
-                    image_mean=mean, image_std=std)
-        if load_weights and keep_head:
-            dim = backbone.hidden_dim
-            assign(model.predictions.kernel, state.take("classifier.weight", (num_classes, dim)).T,
-                   "classifier.weight")
-            assign(model.predictions.bias, state.take("classifier.bias", (num_classes,)), "classifier.bias")
-        elif ckpt_classes is not None:
-            logger.warning("%s: replacing the checkpoint's %d-way head with a new %d-way head.",
-                           path, ckpt_classes, num_classes)
-        return model
-
-
-def _check_image_size(model, image_size, path):
-    """Only timm checkpoints are resized on load; elsewhere a size must match."""
-    if image_size is None:
-        return model
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if size != model.image_size:
-        raise ValueError(
-            f"{path} takes {model.image_size[0]}x{model.image_size[1]} frames; "
-            f"image_size={image_size} is only supported when converting a timm checkpoint."
-        )
-    return model
+    def get_layout_map(cls, device_mesh, model_parallel_dim_name="model"):
+        """Megatron-style sharding of keras-hub ViT blocks: query / key / value
+        and the first MLP layer by output, the attention output and the second
+        MLP layer by input; the rest replicated."""
+        m = model_parallel_dim_name
+        layout = keras.distribution.LayoutMap(device_mesh)
+        # mha/query/kernel (D, heads, head_dim), attention_output (heads, head_dim, D)
+        layout[r".*/mha/(query|key|value)/kernel"] = (None, m, None)
+        layout[r".*/mha/(query|key|value)/bias"] = (m, None)
+        layout[r".*/mha/attention_output/kernel"] = (m, None, None)
+        layout[r".*/mlp/dense_1/kernel"] = (None, m)
+        layout[r".*/mlp/dense_1/bias"] = (m,)
+        layout[r".*/mlp/dense_2/kernel"] = (m, None)
+        return layout

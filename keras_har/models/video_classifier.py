@@ -1,56 +1,65 @@
 """`VideoClassifier`: the Task base shared by every video classifier here.
 
-Inputs are float videos `(batch, frames, height, width, 3)`, channels last,
-already normalised with the model's `image_mean` / `image_std` (which every
-classifier carries in its config, so loaders and the CLI know them). Outputs
-are logits `(batch, num_classes)`.
+Inputs are videos `(batch, frames, height, width, 3)`, channels last: raw
+uint8 frames through `predict` / `fit` / `evaluate` (the attached
+`VideoClassifierPreprocessor` resizes and normalises them), or float frames
+already normalised with the model's `image_mean` / `image_std` (what the
+`keras_har.data` loaders yield; `model(x)` always takes these). Outputs are
+logits `(batch, num_classes)`.
 
-`from_preset(preset, num_classes=None, labels=None)` accepts:
-  * a known name from the subclass's `known_presets()` table,
-  * `hf://org/name[@revision]` (fetched with huggingface_hub),
-  * a local directory in a foreign format the subclass converts
-    (`_from_foreign_preset`), or one written by our own `save_to_preset`.
+`from_preset(preset, num_classes=None, labels=None)` accepts a registered
+name (`cls.presets`), `hf://org/name[@revision]`, a Hugging Face / timm
+directory or weights file, or a directory written by `save_to_preset`; the
+format is decided in one place, `keras_har.utils.preset_utils`. Called on
+this base class it returns whichever classifier the preset holds.
 """
 
-import json
 import logging
-import pathlib
 
-import keras
 from keras_hub.models import Task
 
-from keras_har.utils.hub import HF_PREFIX, resolve_preset
+from keras_har.utils import preset_utils
 
 logger = logging.getLogger("keras_har")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resolve_num_classes(num_classes, labels, default=None):
-    """Reconcile `num_classes` and `labels`; returns (num_classes, labels)."""
-    if labels is not None:
-        labels = [str(label) for label in labels]
-        if num_classes is None:
-            num_classes = len(labels)
-        elif num_classes != len(labels):
-            raise ValueError(
-                f"num_classes={num_classes} but {len(labels)} labels were given."
-            )
-    if num_classes is None:
-        num_classes = default
-    return num_classes, labels
-
 
 class VideoClassifier(Task):
-    """Base class: label names, normalisation constants and preset loading."""
+    """Base class: label names, the preprocessor, parameter groups, preset loading.
 
-    def _init_video_classifier(self, num_classes, labels, image_mean, image_std):
+    Subclasses set `backbone_cls`, `preprocessor_cls`, `default_mean` /
+    `default_std`. The parameter groups (`layer_id(path)`: which depth a
+    variable sits at, for layer-wise learning-rate decay; `no_weight_decay()`)
+    and the sharding layout (`get_layout_map(device_mesh)`) are the
+    backbone's; a subclass whose backbone lacks them defines them.
+    """
+
+    default_mean = None
+    default_std = None
+
+    def _init_video_classifier(self, num_classes, labels):
         # Called by subclasses after the functional graph is built.
         self.num_classes = int(num_classes)
         self.labels = list(labels) if labels is not None else None
-        self.image_mean = tuple(float(v) for v in image_mean)
-        self.image_std = tuple(float(v) for v in image_std)
+
+    def _default_preprocessor(self, preprocessor, image_size, image_mean, image_std):
+        """The given preprocessor, else one normalising with `image_mean` /
+        `image_std` (default: the model's) at the model's frame size."""
+        if preprocessor is not None:
+            return preprocessor
+        return self.preprocessor_cls.from_normalization(
+            image_size=image_size,
+            mean=image_mean if image_mean is not None else self.default_mean,
+            std=image_std if image_std is not None else self.default_std,
+        )
+
+    @property
+    def image_mean(self):
+        """The per-channel mean inputs are normalised with (on [0, 1] pixels)."""
+        return self.preprocessor.image_mean
+
+    @property
+    def image_std(self):
+        return self.preprocessor.image_std
 
     @property
     def class_names(self):
@@ -61,72 +70,43 @@ class VideoClassifier(Task):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "labels": self.labels,
-                "image_mean": list(self.image_mean),
-                "image_std": list(self.image_std),
-            }
-        )
+        config.update({"num_classes": self.num_classes, "labels": self.labels})
         return config
 
-    @classmethod
-    def known_presets(cls):
-        """`{name: {"handle": "hf://...", ...}}`; subclasses fill it in."""
-        return {}
+    # Parameter groups, asked for by keras_har.training.optimizers.
+    @property
+    def num_layers(self):
+        return self.backbone.num_layers
+
+    def layer_id(self, path):
+        """0 for embeddings, i + 1 for block i, `num_layers + 1` for the rest
+        (final norms, head): BEiT / VideoMAE's layer-wise decay ids."""
+        return self.backbone.layer_id(path)
+
+    def no_weight_decay(self):
+        """Regexes of variable paths never weight-decayed, besides every 0-/1-D
+        variable (biases, norms): e.g. position and class tokens."""
+        return self.backbone.no_weight_decay()
 
     @classmethod
-    def _from_foreign_preset(cls, path, num_classes=None, labels=None, **kwargs):
-        raise NotImplementedError
+    def get_layout_map(cls, device_mesh, model_parallel_dim_name="model"):
+        """The `keras.distribution.LayoutMap` of model-parallel training (a
+        class method: the distribution is set before the model is built)."""
+        return cls.backbone_cls.get_layout_map(device_mesh, model_parallel_dim_name)
 
-    @classmethod
-    def _is_foreign_preset(cls, path):
-        """True for a directory/file the subclass converts (not our format)."""
-        path = pathlib.Path(path)
-        if path.is_file():
-            return True
-        config_file = path / "config.json"
-        if not config_file.exists():
-            return True  # let the converter report what is missing
-        return "registered_name" not in json.loads(config_file.read_text())
+    def head_prefixes(self):
+        """Path prefixes of the classification head's variables."""
+        return (f"{self.predictions.name}/",)
 
     @classmethod
     def from_preset(cls, preset, num_classes=None, labels=None, load_weights=True, **kwargs):
-        """Build the classifier from a preset; see the module docstring."""
-        preset = str(preset)
-        known = cls.known_presets()
-        if preset in known:
-            preset = known[preset]["handle"]
-        elif not preset.startswith(HF_PREFIX) and not pathlib.Path(preset).expanduser().exists():
-            names = ", ".join(sorted(known)) or "none"
-            raise FileNotFoundError(
-                f"Preset {preset!r} is not a directory, a file, an hf://org/name "
-                f"handle or a known preset name (known: {names})."
-            )
-        path = resolve_preset(preset)
-        if cls._is_foreign_preset(path):
-            return cls._from_foreign_preset(
-                path, num_classes=num_classes, labels=labels, load_weights=load_weights, **kwargs
-            )
-        return cls._from_own_preset(path, num_classes, labels, load_weights, **kwargs)
+        """Build the classifier from a preset; see the module docstring.
 
-    @classmethod
-    def _from_own_preset(cls, path, num_classes, labels, load_weights, **kwargs):
-        task_file = path / "task.json"
-        saved = {}
-        if task_file.exists():
-            saved = json.loads(task_file.read_text()).get("config", {})
-        saved_classes = saved.get("num_classes")
-        num_classes, labels = resolve_num_classes(num_classes, labels)
-        if num_classes is not None and num_classes != saved_classes:
-            logger.warning(
-                "%s: replacing the %s-way head of %s with a new %d-way head.",
-                cls.__name__, saved_classes, path, num_classes,
-            )
-            kwargs["num_classes"] = num_classes
-            kwargs["labels"] = labels  # the saved names belong to the old head
-        elif labels is not None:
-            kwargs["labels"] = labels
-        model = Task.from_preset.__func__(cls, str(path), load_weights=load_weights, **kwargs)
-        return model
+        `num_classes` / `labels` different from the checkpoint's put a new
+        head on (logged); other keyword arguments go to the task (`dropout`,
+        `pooling`) or override the backbone (`drop_path_rate=0.1`,
+        `num_frames=8`, `image_size=160`, `dtype="mixed_bfloat16"`).
+        """
+        return preset_utils.task_from_preset(
+            cls, preset, load_weights=load_weights, num_classes=num_classes, labels=labels, **kwargs
+        )

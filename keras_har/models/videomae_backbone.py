@@ -9,15 +9,14 @@ as `fc_norm`). The output is the token sequence, `(batch, tokens, hidden)`:
 the same tensor as transformers' `last_hidden_state`.
 """
 
-import pathlib
+import re
 
 import keras
 from keras import layers, ops
 from keras_hub.models import Backbone
 
 from keras_har.layers import DropPath, SinusoidalPositionEmbedding
-from keras_har.models.videomae_presets import VIDEOMAE_PRESETS
-from keras_har.utils.hub import HF_PREFIX, resolve_preset
+from keras_har.utils import preset_utils
 
 # transformers' ACT2FN names -> Keras activations.
 ACTIVATIONS = {
@@ -323,27 +322,40 @@ class VideoMAEBackbone(Backbone):
         )
         return config
 
+    # === Parameter groups and sharding (asked for by keras_har.training) ===
+    def layer_id(self, path):
+        """Layer-wise decay id of a variable path: 0 for the patch embedding,
+        i + 1 for block i, `num_layers + 1` for anything after the blocks."""
+        match = re.search(r"(^|/)transformer_layer_(\d+)/", path)
+        if match:
+            return int(match.group(2)) + 1
+        if re.search(r"(^|/)patch_embedding/", path):
+            return 0
+        return self.num_layers + 1
+
+    def no_weight_decay(self):
+        """Variable-path regexes excluded from weight decay besides every 0-/1-D
+        variable: none (the position table is a constant, not a weight)."""
+        return ()
+
+    @staticmethod
+    def get_layout_map(device_mesh, model_parallel_dim_name="model"):
+        """A `keras.distribution.LayoutMap` sharding, Megatron style, the first
+        matmul of attention and MLP by output columns and the second by input
+        rows over `model_parallel_dim_name`; everything else is replicated."""
+        m = model_parallel_dim_name
+        layout = keras.distribution.LayoutMap(device_mesh)
+        layout[r".*/attention/qkv/kernel"] = (None, m)  # (D, 3D)
+        layout[r".*/attention/proj/kernel"] = (m, None)
+        layout[r".*/fc1/kernel"] = (None, m)
+        layout[r".*/fc1/bias"] = (m,)
+        layout[r".*/fc2/kernel"] = (m, None)
+        return layout
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
-        """The encoder from a known name, `hf://org/name`, a Hugging Face
-        VideoMAE directory (any of its model classes; the head and decoder are
-        ignored) or a directory written by `save_to_preset`."""
-        from keras_har.converters import videomae as converter
-
-        preset = str(preset)
-        preset = VIDEOMAE_PRESETS.get(preset, {}).get("handle", preset)
-        if not preset.startswith(HF_PREFIX) and not pathlib.Path(preset).expanduser().exists():
-            raise FileNotFoundError(
-                f"Preset {preset!r} is not a directory, an hf://org/name handle or a "
-                f"known preset name (known: {', '.join(sorted(VIDEOMAE_PRESETS))})."
-            )
-        path = resolve_preset(preset)
-        if not converter.is_hf_checkpoint(path):
-            return super().from_preset(str(path), load_weights=load_weights, **kwargs)
-        backbone, _, state = converter.convert_backbone(path, load_weights, **kwargs)
-        if load_weights:
-            for key in state.unused():
-                if key.startswith(("classifier.", "fc_norm.")):
-                    state.skip(key)
-            state.check_all_used(ignore_prefixes=converter.PRETRAINING_ONLY)
-        return backbone
+        """The encoder from a registered name (`VideoMAEBackbone.presets`),
+        `hf://org/name`, a Hugging Face VideoMAE directory (any of its model
+        classes; the head and the pre-training decoder are left out) or a
+        directory written by `save_to_preset`."""
+        return preset_utils.backbone_from_preset(cls, preset, load_weights=load_weights, **kwargs)

@@ -25,7 +25,6 @@ Inputs are a dict: `videos` `(batch, frames, height, width, 3)` float and
 `num_masked` tokens (the mask a loader draws with `mask_generator()`).
 """
 
-import pathlib
 
 import keras
 import numpy as np
@@ -34,10 +33,9 @@ from keras_hub.models import Task
 
 from keras_har.data.masking import MaskGenerator
 from keras_har.layers.masked_tokens import GatherTokens, MaskedTokenSplit, MaskTokenFill, gather_tokens, split_indices
-from keras_har.models.video_classifier import IMAGENET_MEAN, IMAGENET_STD
+from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from keras_har.models.videomae_backbone import VideoMAEBackbone, VideoMAETransformerBlock
-from keras_har.models.videomae_presets import VIDEOMAE_PRESETS
-from keras_har.utils.hub import HF_PREFIX, resolve_preset
+from keras_har.utils import preset_utils
 
 # transformers' decoder norm is `nn.LayerNorm(decoder_hidden_size)`: torch's default eps.
 DECODER_NORM_EPS = 1e-5
@@ -303,17 +301,6 @@ class VideoMAEPretrainer(Task):
         """A known name, `hf://org/name`, a transformers `VideoMAEForPreTraining`
         directory (encoder and decoder; a headless one gets a new decoder) or a
         directory written by `save_to_preset`. `kwargs` override the Task's
-        arguments (e.g. `mask_ratio`, `norm_pix_loss`)."""
-        from keras_har.converters import videomae as converter
-
-        preset = str(preset)
-        preset = VIDEOMAE_PRESETS.get(preset, {}).get("handle", preset)
-        if not preset.startswith(HF_PREFIX) and not pathlib.Path(preset).expanduser().exists():
-            raise FileNotFoundError(
-                f"Preset {preset!r} is not a directory, an hf://org/name handle or a "
-                f"known preset name (known: {', '.join(sorted(VIDEOMAE_PRESETS))})."
-            )
-        path = resolve_preset(preset)
-        if converter.is_hf_checkpoint(path):
-            return converter.convert_pretrainer(cls, path, load_weights=load_weights, **kwargs)
-        return super().from_preset(str(path), load_weights=load_weights, **kwargs)
+        arguments (e.g. `mask_ratio`, `norm_pix_loss`). The format is decided by
+        `keras_har.utils.preset_utils`, as for every model here."""
+        return preset_utils.task_from_preset(cls, preset, load_weights=load_weights, **kwargs)

@@ -6,6 +6,7 @@ import pathlib
 
 import keras
 
+from keras_har.data.pipeline import warn_skipped
 from keras_har.training import checkpoints
 
 logger = logging.getLogger("keras_har")
@@ -16,16 +17,16 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After every epoch: the last weights and optimizer state, the best
-    weights by `monitor`, and `state.json` (phase, epochs done, best value).
-
-    All writes are atomic. `state` is the dict this phase resumes from.
+    """After every epoch, one commit (`checkpoints.commit_epoch`): the last
+    weights with the optimizer state, the best weights of every phase by
+    `monitor` (a hard link when unchanged), and `state.json` (phase, epochs
+    done, best value). A kill at any moment leaves the previous epoch or this
+    one, complete. `state` is the dict this phase resumes from.
     """
 
     def __init__(self, run_dir, phase, monitor="val_top1", state=None):
         super().__init__()
         self.run_dir = pathlib.Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.phase = phase
         self.monitor = monitor
         self.state = dict(state or {})
@@ -36,21 +37,25 @@ class RunCheckpoint(keras.callbacks.Callback):
         for key, value in logs.items():
             if isinstance(value, float) and not math.isfinite(value) and "loss" in key:
                 return  # NaNGuard stops the run; keep the last good files.
+        files = {"last.weights.h5": self.model.save_weights}
         value = logs.get(self.monitor)
-        if value is not None and value > self.best:
+        improved = value is not None and value > self.best
+        if improved:
             self.best = float(value)
-            checkpoints.save_weights(self.model, self.ckpt_dir / f"best_phase{self.phase}.weights.h5")
-            logger.info("phase %d epoch %d: new best %s=%.4f", self.phase, epoch + 1, self.monitor, value)
-        checkpoints.save_weights(self.model, self.ckpt_dir / "last.weights.h5")
-        checkpoints.save_optimizer_state(self.model.optimizer, self.ckpt_dir / "last.optimizer.npz")
-        self.state.update(
-            {
-                "phase": self.phase,
-                f"phase{self.phase}_epochs_done": epoch + 1,
-                f"phase{self.phase}_best": self.best,
-            }
+            files[f"best_phase{self.phase}.weights.h5"] = self.model.save_weights
+        state = {
+            **self.state,
+            "phase": self.phase,
+            f"phase{self.phase}_epochs_done": epoch + 1,
+            f"phase{self.phase}_best": self.best,
+        }
+        checkpoints.commit_epoch(
+            self.run_dir, f"phase{self.phase}-epoch{epoch + 1:04d}", files, state,
+            carry=[f"best_phase{k}.weights.h5" for k in (1, 2)],
         )
-        checkpoints.write_json(self.run_dir / "state.json", self.state)
+        self.state = state
+        if improved:
+            logger.info("phase %d epoch %d: new best %s=%.4f", self.phase, epoch + 1, self.monitor, value)
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -86,12 +91,5 @@ class BadVideoReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         entries = self.loader.bad_videos()
-        new = len(entries) - self.seen
-        if new > 0:
-            names = sorted({path for path, *_ in entries[self.seen:]})
-            logger.warning(
-                "epoch %d: skipped %d unreadable video reads (%d files: %s%s); list in %s",
-                epoch + 1, new, len(names), ", ".join(names[:3]), " ..." if len(names) > 3 else "",
-                self.loader.sampler.bad_log.path,
-            )
+        warn_skipped(entries[self.seen:], f"in epoch {epoch + 1}", self.loader.sampler.bad_log.path)
         self.seen = len(entries)

@@ -10,7 +10,9 @@ process's training loader reads its own shard of every epoch (`process_shard`)
 in batches of `global batch / number of processes`.
 
 The torch and TensorFlow backends are not supported: `--data-parallel` /
-`--model-parallel` stop with a message saying so.
+`--model-parallel` raise `DistributionError` saying so. The sharding layout
+of model parallelism is the model's (`get_layout_map(device_mesh)` on the
+classifier class); this module knows no variable names.
 """
 
 import logging
@@ -23,9 +25,13 @@ logger = logging.getLogger("keras_har")
 MULTI_HOST_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "JAX_COORDINATOR_ADDRESS")
 
 
+class DistributionError(ValueError):
+    """Multi-device settings that cannot work (backend, device or batch counts)."""
+
+
 def _require_jax(flag):
     if keras.backend.backend() != "jax":
-        raise SystemExit(
+        raise DistributionError(
             f"{flag} needs KERAS_BACKEND=jax (keras.distribution runs on JAX only); this "
             f"process uses the {keras.backend.backend()!r} backend. Multi-device training "
             "with the torch or tensorflow backend is not supported by keras-har: run "
@@ -84,7 +90,7 @@ def check_global_batch(global_batch_size, distribution=None):
     _, processes = process_shard()
     for ways, what in ((replicas, "data-parallel replicas"), (processes, "processes")):
         if global_batch_size % ways:
-            raise SystemExit(
+            raise DistributionError(
                 f"--batch-size {global_batch_size} (the global batch) does not split evenly "
                 f"over {ways} {what}; use a multiple of {ways}."
             )
@@ -109,38 +115,6 @@ def enable_data_parallel(devices=None, global_batch_size=None):
     return distribution
 
 
-# Megatron style: the first matmul of attention and MLP split by output
-# columns, the second by input rows, so each device holds 1/N of every block's
-# large kernels. Paths of VideoMAEBackbone and of keras-hub's ViTBackbone (the
-# mean-pooled baseline); every other variable is replicated.
-MODEL_PARALLEL_RULES = (
-    # VideoMAEBackbone: transformer_layer_{i}/attention/qkv/kernel (D, 3D), ...
-    (r".*/attention/qkv/kernel", (None, "model")),
-    (r".*/attention/proj/kernel", ("model", None)),
-    (r".*/fc1/kernel", (None, "model")),
-    (r".*/fc1/bias", ("model",)),
-    (r".*/fc2/kernel", ("model", None)),
-    # keras-hub ViTBackbone: vit_encoder/transformer_block_{i}/mha/query/kernel
-    # (D, heads, head_dim), mha/attention_output/kernel (heads, head_dim, D),
-    # mlp/dense_1/kernel (D, M), mlp/dense_2/kernel (M, D).
-    (r".*/mha/(query|key|value)/kernel", (None, "model", None)),
-    (r".*/mha/(query|key|value)/bias", ("model", None)),
-    (r".*/mha/attention_output/kernel", ("model", None, None)),
-    (r".*/mlp/dense_1/kernel", (None, "model")),
-    (r".*/mlp/dense_1/bias", ("model",)),
-    (r".*/mlp/dense_2/kernel", ("model", None)),
-)
-
-
-def model_parallel_layout(device_mesh, model_axis="model"):
-    """A `LayoutMap` sharding the attention and MLP kernels of VideoMAE and
-    ViT blocks along `model_axis` (see `MODEL_PARALLEL_RULES`)."""
-    layout = keras.distribution.LayoutMap(device_mesh)
-    for pattern, axes in MODEL_PARALLEL_RULES:
-        layout[pattern] = tuple(model_axis if a == "model" else a for a in axes)
-    return layout
-
-
 class _ModelParallel(keras.distribution.ModelParallel):
     """`ModelParallel` that replicates (with a warning) a variable whose
     sharded dimension does not split evenly over the mesh axis (e.g. 6 heads
@@ -157,19 +131,21 @@ class _ModelParallel(keras.distribution.ModelParallel):
         return layout
 
 
-def enable_model_parallel(model_parallel_size, devices=None, global_batch_size=None):
+def enable_model_parallel(model_parallel_size, get_layout_map, devices=None, global_batch_size=None):
     """Shard the large kernels over groups of `model_parallel_size` devices,
-    data parallel across the groups. Call before building the model."""
+    data parallel across the groups, with the model's layout
+    (`get_layout_map(device_mesh, "model")`, e.g. `VideoMAEClassifier.get_layout_map`).
+    Call before building the model."""
     _require_jax("--model-parallel")
     initialize_multi_host()
     devices = _devices(devices)
     if model_parallel_size < 1 or len(devices) % model_parallel_size:
-        raise SystemExit(f"--model-parallel {model_parallel_size}: {len(devices)} devices do not "
+        raise DistributionError(f"--model-parallel {model_parallel_size}: {len(devices)} devices do not "
                          f"split into groups of {model_parallel_size}.")
     _, processes = process_shard()
     local = len(devices) // processes
     if processes > 1 and local % model_parallel_size:
-        raise SystemExit(f"--model-parallel {model_parallel_size}: a model-parallel group must "
+        raise DistributionError(f"--model-parallel {model_parallel_size}: a model-parallel group must "
                          f"sit on one machine ({local} devices per process).")
     mesh = keras.distribution.DeviceMesh(
         shape=(len(devices) // model_parallel_size, model_parallel_size),
@@ -177,7 +153,7 @@ def enable_model_parallel(model_parallel_size, devices=None, global_batch_size=N
         devices=devices,
     )
     distribution = _ModelParallel(
-        layout_map=model_parallel_layout(mesh), batch_dim_name="batch", auto_shard_dataset=False
+        layout_map=get_layout_map(mesh, "model"), batch_dim_name="batch", auto_shard_dataset=False
     )
     check_global_batch(global_batch_size, distribution)
     keras.distribution.set_distribution(distribution)
@@ -204,7 +180,7 @@ def divisible_batches(loader, multiple=None):
     logger.warning("validation during training skips %d of %d videos: batches of %d (last %d) "
                    "are cut to a multiple of %d devices", dropped, total, loader.batch_size, last,
                    multiple)
-    if loader.backend == "tf":
+    if loader.frontend == "tf":
         import tensorflow as tf
 
         def cut_tf(*batch):

@@ -5,7 +5,7 @@ A run directory holds:
   config.json            the resolved configuration (every flag)
   label_map.json         class name -> index
   history_phase{1,2}.csv one row per epoch (Keras CSVLogger)
-  checkpoints/           last.weights.h5, last.optimizer.npz, best_phase{k}.weights.h5
+  checkpoints/           last.weights.h5 (with the optimizer state), best_phase{k}.weights.h5
   state.json             phase, epochs done per phase, best validation top-1
   metrics.json           {"single_view": {...}, "tta": {...}, "num_videos", "backend"}
   evaluation.json        per-class accuracy, confusion matrix, per-video predictions
@@ -24,20 +24,68 @@ import time
 import keras
 
 from keras_har import evaluation, plots
+from keras_har.data.dataset_flags import DATASETS
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
+from keras_har.training.run_lock import RunLock
 
 logger = logging.getLogger("keras_har")
 
-DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
-DEFAULT_SYNTHETIC_ROOT = pathlib.Path(
-    os.environ.get("KERAS_HAR_CACHE", pathlib.Path.home() / ".cache" / "keras_har")
-) / "synthetic"
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used as asked (taken, or not a run)."""
+
+
+def run_main(main, argv=None):
+    """Run a recipe's `main(argv)`: a user error (bad flags, dataset, preset,
+    run directory) ends the process with one line on stderr and exit status 2
+    instead of a traceback (KERAS_HAR_DEBUG=1 shows it)."""
+    from keras_har.data.decoding import VideoReadError
+    from keras_har.training.run_lock import RunDirectoryLocked
+
+    try:
+        return main(argv)
+    except (ValueError, OSError, VideoReadError, RunDirectoryLocked) as e:
+        if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"error: {describe_error(e)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        release_run_dirs()
+
+
+def release_run_dirs():
+    """Unlock the run directories this process holds (its run is over)."""
+    while _RUN_LOCKS:
+        _RUN_LOCKS.popitem()[1].release()
+
+
+def describe_error(error):
+    """One line for a user error; for a full disk or a write that failed,
+    where the run stands and how to go on."""
+    import errno
+
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    message = lines[0] if lines else type(error).__name__
+    run_dir = next(reversed(_RUN_LOCKS.values())).path.parent if _RUN_LOCKS else None
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        where = f"{error.filename}: " if error.filename else ""
+        message = f"{where}{error.strerror or message}"
+        if run_dir is not None:
+            message += (f"; the last committed epoch in {run_dir}/checkpoints is intact: fix that and "
+                        f"continue with --resume {run_dir}")
+    elif isinstance(error, OSError) and "No space left" in message and run_dir is not None:
+        message += (f"; the last committed epoch in {run_dir}/checkpoints is intact: free space and "
+                    f"continue with --resume {run_dir}")
+    return message
 
 
 def setup_logging():
     """keras-har's own messages at INFO on stdout; other libraries' at WARNING."""
+    from keras_har.utils.terminal import allow_any_file_name_on_output
+
+    allow_any_file_name_on_output()
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -129,14 +177,35 @@ def load_config_for_resume(parser, argv=None):
     return args
 
 
+_RUN_LOCKS = {}  # run directory -> its lock, held by this process until the run ends
+
+
 def make_run_dir(args, recipe):
+    """The run directory, locked for this process (a second run or resume on it
+    fails at once naming the holder; a killed run's lock is taken over), with
+    what an interrupted commit left removed."""
     if args.output_dir is None:
         args.output_dir = str(pathlib.Path("runs") / f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = pathlib.Path(args.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirectoryError(f"{run_dir}: cannot create the run directory ({e.strerror}); "
+                                "choose another --output-dir.") from None
+    key = run_dir.resolve()
+    if key not in _RUN_LOCKS:  # a second run in this same process reuses its lock
+        lock = RunLock(run_dir)
+        stale = lock.acquire()
+        _RUN_LOCKS[key] = lock
+        if stale.get("pid") and stale.get("pid") != os.getpid():
+            logger.info("%s: taking over the lock of process %s, which is gone", run_dir, stale["pid"])
+    removed = checkpoints.clean_stale(run_dir)
+    if removed:
+        logger.info("%s: removed %d files an interrupted save left (%s)", run_dir, len(removed),
+                    ", ".join(p.name for p in removed[:3]))
     if not args.resume:
         if (run_dir / "state.json").exists():
-            raise SystemExit(
+            raise RunDirectoryError(
                 f"{run_dir} already holds a run; pass --resume {run_dir} to continue it "
                 "or choose another --output-dir."
             )
@@ -146,62 +215,8 @@ def make_run_dir(args, recipe):
 
 
 def load_state(run_dir):
-    path = pathlib.Path(run_dir) / "state.json"
-    return checkpoints.read_json(path) if path.exists() else {}
-
-
-# The flags each dataset needs besides --dataset, per subset.
-DATASET_FLAGS = {
-    "synthetic": {"train": (), "test": ()},
-    "hmdb51": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
-    "ucf101": {"train": ("data_root", "split_dir"), "test": ("data_root", "split_dir")},
-    "folder": {"train": ("data_root",), "test": ("data_root",)},
-    "csv": {"train": ("train_list",), "test": ("val_list",)},
-}
-
-
-def dataset_index(settings, subset, class_names=None, subsets=None):
-    """The `subset` ("train" or "test") index of the dataset the flags name.
-
-    `settings` is the parsed arguments or a dict with the same keys (dataset,
-    data_root, split_dir, split, train_list, val_list). `class_names` labels a
-    folder or CSV test set with the training set's (or a model's) classes.
-    Missing flags (those of every subset in `subsets`, default just `subset`)
-    stop with a message naming them, before anything is read.
-    """
-    from keras_har import data
-
-    get = settings.get if isinstance(settings, dict) else (lambda key: getattr(settings, key, None))
-    name, root = get("dataset"), get("data_root")
-    need = dict.fromkeys(flag for s in (subsets or (subset,)) for flag in DATASET_FLAGS[name][s])
-    missing = [f"--{n.replace('_', '-')}" for n in need if not get(n)]
-    if missing:
-        raise SystemExit(f"--dataset {name} needs {' and '.join(missing)}.")
-    split = int(get("split") or 1)
-    if name == "synthetic":
-        videos, splits = data.ensure_synthetic_dataset(pathlib.Path(root) if root else DEFAULT_SYNTHETIC_ROOT,
-                                                       seed=0)
-        return data.HMDB51(videos, splits, split=1, subset=subset)
-    if name == "hmdb51":
-        return data.HMDB51(root, get("split_dir"), split=split, subset=subset)
-    if name == "ucf101":
-        return data.UCF101(root, get("split_dir"), split=split, subset=subset)
-    if name == "folder":
-        if subset == "train":
-            return data.VideoFolder(root, subset="train")
-        # root/{train,val}/<class>/... tests on val/; a plain root/<class>/... on all of it.
-        split_folders = any((pathlib.Path(root) / s).is_dir() for s in ("train", "val"))
-        return data.VideoFolder(root, subset="val" if split_folders else None, class_names=class_names)
-    if subset == "train":
-        return data.VideoCSV(get("train_list"), root=root)
-    return data.VideoCSV(get("val_list"), root=root, class_names=class_names)
-
-
-def build_datasets(args):
-    """(train, test) dataset indexes for the flags; the test set shares the
-    training set's label map."""
-    train = dataset_index(args, "train", subsets=("train", "test"))
-    return train, dataset_index(args, "test", class_names=train.class_names)
+    """The committed run state: phase, epochs done, best validation values."""
+    return checkpoints.read_state(run_dir)
 
 
 def make_loader(args, dataset, model, training, **overrides):
@@ -236,7 +251,7 @@ def make_loader(args, dataset, model, training, **overrides):
 def steps_per_epoch(num_items, batch_size):
     steps = num_items // batch_size
     if steps == 0:
-        raise SystemExit(f"{num_items} training videos are fewer than one batch of {batch_size}.")
+        raise ValueError(f"{num_items} training videos are fewer than one batch of {batch_size}.")
     return steps
 
 
@@ -284,33 +299,32 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
         return state
     history_file = run_dir / f"history_phase{phase}.csv"
     if done > 0:
-        ckpt = run_dir / "checkpoints"
-        model.load_weights(ckpt / "last.weights.h5")
-        checkpoints.load_optimizer_state(model.optimizer, model, ckpt / "last.optimizer.npz")
+        checkpoints.load_checkpoint(model, run_dir / "checkpoints" / "last.weights.h5")
         _trim_history(history_file, done)
         logger.info("phase %d: resuming after epoch %d of %d", phase, done, epochs)
     elif history_file.exists():
         history_file.unlink()
     train_loader.epochs = epochs
     checkpoint = RunCheckpoint(run_dir, phase, state=state)
-    model.fit(
-        train_loader.for_fit(initial_epoch=done),
-        validation_data=divisible_batches(val_loader),
-        epochs=epochs,
-        initial_epoch=done,
-        steps_per_epoch=train_loader.steps_per_epoch,
-        validation_steps=divisible_steps(val_loader),
-        shuffle=False,  # the loader shuffles, per epoch and seeded
-        callbacks=[
-            NaNGuard(run_dir),
-            BadVideoReport(train_loader),
-            # The history row first, then the checkpoint: a run killed between
-            # the two has its extra row trimmed on resume (never a missing one).
-            keras.callbacks.CSVLogger(str(history_file), append=True),
-            checkpoint,
-        ],
-        verbose=verbose,
-    )
+    with train_loader, val_loader:  # their workers stop when the phase ends, however it ends
+        model.fit(
+            train_loader.for_fit(initial_epoch=done),
+            validation_data=divisible_batches(val_loader),
+            epochs=epochs,
+            initial_epoch=done,
+            steps_per_epoch=train_loader.steps_per_epoch,
+            validation_steps=divisible_steps(val_loader),
+            shuffle=False,  # the loader shuffles, per epoch and seeded
+            callbacks=[
+                NaNGuard(run_dir),
+                BadVideoReport(train_loader),
+                # The history row first, then the checkpoint: a run killed between
+                # the two has its extra row trimmed on resume (never a missing one).
+                keras.callbacks.CSVLogger(str(history_file), append=True),
+                checkpoint,
+            ],
+            verbose=verbose,
+        )
     return checkpoint.state
 
 
@@ -319,26 +333,21 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     run_dir = pathlib.Path(run_dir)
     paths = [p for p, _ in test_dataset.items]
     results = {}
-    single = evaluation.evaluate(
-        model, make_loader(args, test_dataset, model, training=False, views="single", with_index=True),
-        paths=paths,
-    )
+
+    def evaluate(views):
+        with make_loader(args, test_dataset, model, training=False, views=views, with_index=True) as loader:
+            return evaluation.evaluate(model, loader, paths=paths)
+
+    single = evaluate("single")
     results["single_view"] = single
-    if tta_views and tta_views > 1:
-        tta = evaluation.evaluate(
-            model,
-            make_loader(args, test_dataset, model, training=False, views=f"tta{tta_views}",
-                        with_index=True),
-            paths=paths,
-        )
-    else:
-        tta = single
+    tta = evaluate(f"tta{tta_views}") if tta_views and tta_views > 1 else single
     results["tta"] = tta
     metrics = {
         "single_view": evaluation.summary(single),
         "tta": evaluation.summary(tta),
         "tta_views": tta_views,
         "num_videos": single["num_videos"],
+        "skipped_videos": skipped_by_split(args, test_dataset),
         "backend": keras.backend.backend(),
     }
     if args.dataset == "synthetic":
@@ -364,14 +373,28 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     return metrics
 
 
-def set_precision_and_distribution(args):
+def skipped_by_split(args, test_dataset):
+    """`{"train": [...], "test": [...]}`: the unreadable videos the run skipped, per split."""
+    from keras_har.data.pipeline import BadVideoLog
+
+    log = getattr(args, "bad_video_log", None)
+    entries = BadVideoLog(log).entries() if log else []
+    test_paths = set(test_dataset.paths)
+    names = sorted({path for path, *_ in entries})
+    return {"train": [p for p in names if p not in test_paths], "test": [p for p in names if p in test_paths]}
+
+
+def set_precision_and_distribution(args, model_cls=None):
+    """The seed, the dtype policy and (JAX) the multi-device distribution;
+    model parallelism shards with `model_cls.get_layout_map`."""
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     if getattr(args, "model_parallel", 0):
         from keras_har.training.distribution import enable_model_parallel
 
-        enable_model_parallel(args.model_parallel, global_batch_size=getattr(args, "batch_size", None))
+        enable_model_parallel(args.model_parallel, model_cls.get_layout_map,
+                              global_batch_size=getattr(args, "batch_size", None))
     elif getattr(args, "data_parallel", False):
         from keras_har.training.distribution import enable_data_parallel
 

@@ -15,11 +15,14 @@ torch this means the per-variable path rather than the `torch._foreach` fused
 one Keras uses for the plain `AdamW` class.)
 
 Weight decay skips biases, normalisation parameters (every 0-/1-D variable)
-and position / class tokens, as timm and the official VideoMAE recipe do.
+and what the model's `no_weight_decay()` names (position / class tokens), as
+timm and the official VideoMAE recipe do.
 
 Helpers build the multipliers: `layer_decay_multipliers` (VideoMAE / BEiT
-layer-wise decay) and `head_multipliers` (the seed baseline's backbone 1e-4 /
-head 5e-4).
+layer-wise decay, with the depth of each variable from the model's
+`layer_id(path)`) and `head_multipliers` (the seed baseline's backbone 1e-4 /
+head 5e-4, the head from the model's `head_prefixes()`). The model knows its
+own variable names; this module knows none.
 """
 
 import re
@@ -27,29 +30,25 @@ import re
 import keras
 from keras import ops
 
-# Variable paths never decayed (besides every 0-/1-D variable). The 2-D
-# attention biases of keras' MultiHeadAttention are caught by "/bias$".
-NO_DECAY_PATTERNS = (
-    r"/bias$",
-    r"/gamma$",
-    r"/beta$",
-    r"(^|/)q_bias$",
-    r"(^|/)v_bias$",
-    r"class_token",
-    r"cls_token",
-    r"position_embedding",
-    r"pos_embed",
-)
-HEAD_PREFIXES = ("predictions/",)
+# Variable paths never decayed in any model (besides every 0-/1-D variable):
+# the 2-D attention biases of keras' MultiHeadAttention ("/bias$") and norms.
+NO_DECAY_PATTERNS = (r"/bias$", r"/gamma$", r"/beta$")
 
 
 def is_no_decay(variable, patterns=NO_DECAY_PATTERNS):
-    """True for biases, norm parameters, 0/1-D variables and position/class tokens."""
+    """True for 0/1-D variables (biases, norms) and paths matching `patterns`."""
     return len(variable.shape) <= 1 or any(re.search(p, variable.path) for p in patterns)
 
 
-def no_weight_decay_names(model, patterns=NO_DECAY_PATTERNS):
+def model_no_decay_patterns(model):
+    """`NO_DECAY_PATTERNS` plus the model's own `no_weight_decay()`."""
+    own = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    return NO_DECAY_PATTERNS + tuple(own)
+
+
+def no_weight_decay_names(model):
     """Paths of the trainable variables of `model` that are not weight-decayed."""
+    patterns = model_no_decay_patterns(model)
     return [v.path for v in model.trainable_variables if is_no_decay(v, patterns)]
 
 
@@ -138,48 +137,25 @@ class GroupedAdamW(keras.optimizers.AdamW):
         return config
 
 
-def layer_id(path, num_layers):
-    """BEiT / VideoMAE's `get_num_layer_for_vit` on a keras variable path: 0
-    for the patch / position embeddings and class token, i + 1 for block i
-    (0-based), num_layers + 1 for the rest (final norms, head)."""
-    match = re.search(r"(^|/)transformer_layer_(\d+)/", path)  # VideoMAEBackbone, 0-based
-    if match:
-        return int(match.group(2)) + 1
-    match = re.search(r"(^|/)transformer_block_(\d+)/", path)  # keras-hub ViT, 1-based
-    if match:
-        return int(match.group(2))
-    if re.search(r"(^|/)(patch_embedding|vit_patching_and_embedding|position_embedding|class_token|cls_token)", path):
-        return 0
-    return num_layers + 1
-
-
-def layer_decay_multipliers(model, decay, num_layers=None):
-    """`{path: decay ** (num_layers + 1 - layer_id)}` for every trainable variable.
-
-    The patch embedding gets decay^(L+1), block i decay^(L-i), the final norms
-    and the head 1.0 -- the official `LayerDecayValueAssigner` with L + 2 ids.
-    Works for `VideoMAEBackbone` (`transformer_layer_{i}`) and keras-hub's
-    `ViTBackbone` (`transformer_block_{i+1}`); `num_layers` defaults to the
-    backbone's.
-    """
-    if num_layers is None:
-        backbone = getattr(model, "backbone", None) or model
-        num_layers = getattr(backbone, "num_layers", None)
-        if num_layers is None:
-            raise ValueError("Pass num_layers: the model's backbone does not say how deep it is.")
+def layer_decay_multipliers(model, decay):
+    """`{path: decay ** (num_layers + 1 - model.layer_id(path))}` for every
+    trainable variable: the patch embedding gets decay^(L+1), block i
+    decay^(L-i), the final norms and the head 1.0 -- the official
+    `LayerDecayValueAssigner` with L + 2 ids."""
+    num_layers = model.num_layers
     return {
-        v.path: float(decay ** (num_layers + 1 - layer_id(v.path, num_layers)))
+        v.path: float(decay ** (num_layers + 1 - model.layer_id(v.path)))
         for v in model.trainable_variables
     }
 
 
-def head_multipliers(model, head_lr, backbone_lr, head_prefixes=HEAD_PREFIXES):
-    """`{path: rate}`: `head_lr` for the head (`predictions/...`), `backbone_lr`
-    for everything else. Use with a base learning rate of 1.0 (or a schedule
-    peaking at 1.0), so the multipliers are the rates themselves."""
-    head_prefixes = tuple(head_prefixes)
+def head_multipliers(model, head_lr, backbone_lr):
+    """`{path: rate}`: `head_lr` for the head (`model.head_prefixes()`),
+    `backbone_lr` for everything else. Use with a base learning rate of 1.0
+    (or a schedule peaking at 1.0), so the multipliers are the rates themselves."""
+    head = tuple(model.head_prefixes())
     return {
-        v.path: float(head_lr if v.path.startswith(head_prefixes) else backbone_lr)
+        v.path: float(head_lr if v.path.startswith(head) else backbone_lr)
         for v in model.trainable_variables
     }
 
@@ -195,6 +171,7 @@ def build_adamw(model, learning_rate, weight_decay=0.05, clip_norm=None, grad_ac
             multipliers[path] = multipliers.get(path, 1.0) * m
     return GroupedAdamW(
         lr_multipliers=multipliers,
+        no_decay_patterns=model_no_decay_patterns(model),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         global_clipnorm=clip_norm or None,

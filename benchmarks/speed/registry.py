@@ -1,0 +1,48 @@
+"""The kinds of rows and the modes a backend_speed run knows: the extension point.
+
+A row is one (model, impl, backend, variant, dtype) job timed in one mode at
+one batch size. Everything else (planning the jobs, worker processes, timing,
+FLOPs, ratios to the reference, the pooled matmul peaks, the table, the JSON)
+is generic, so a new kind of row is one new class or function plus a line here:
+
+- A new implementation, e.g. exported runtimes (ONNX Runtime, OpenVINO, TF
+  SavedModel, LiteRT): a `runner.Runner` subclass in its own module (say
+  `speed/exported_runtimes.py`) with `impls` naming its rows, `make_jobs`
+  (which jobs a run has; a flag it reads is added to backend_speed.py's parser,
+  and an inference-only runner gives its jobs `train: False`),
+  `matmul_kernels` (whose matmul peak its rows are compared with) and the
+  worker-side methods; then append it to RUNNERS. Each job runs in a worker
+  whose KERAS_BACKEND is the job's `backend`.
+- A new mode, e.g. `pretrain` (a VideoMAE pre-training step against
+  transformers' VideoMAEForPreTraining): a `runner.Mode` whose `step(runner,
+  cfg, batch)` returns the callable to time (e.g. from a `pretrain_fn` that
+  KerasImpl and TorchReference then implement; it may raise for a model it
+  does not cover, and that row reports the error) and, as its FLOPs are not a
+  multiple of the classifier's forward pass, its own `clip_flops`; appended to
+  MODES, it is selected with `--modes pretrain<batch>`, so the default modes
+  are unchanged.
+
+A mode's rows run in their own worker process in full runs (jobs.split_by_mode).
+"""
+
+from speed.keras_models import KerasImpl
+from speed.runner import INFERENCE, TRAIN
+from speed.torch_references import TorchReference
+
+RUNNERS = (KerasImpl, TorchReference)  # each model's jobs are made in this order
+MODES = (INFERENCE, TRAIN)  # a job's rows come in this order
+
+
+IMPLS = {impl: cls for cls in RUNNERS for impl in cls.impls}  # a row's impl -> its Runner class
+
+
+def runner_class(impl):
+    """The Runner class whose rows have this `impl`."""
+    if impl not in IMPLS:
+        raise KeyError(f"no benchmark runner for impl {impl!r} (known: {', '.join(IMPLS)})")
+    return IMPLS[impl]
+
+
+def mode(name):
+    """The Mode whose rows have this `mode`."""
+    return next(m for m in MODES if m.name == name)

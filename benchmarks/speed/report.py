@@ -1,0 +1,152 @@
+"""The report of a run: ratios to the reference, one matmul peak per kernel
+family, the issue's targets, the markdown tables, the progress lines, the JSON."""
+
+import json
+import os
+import pathlib
+import time
+
+from speed.configs import INFER_BATCHES, REFERENCE_IMPL, TRAIN_BATCH
+from speed.registry import IMPLS
+
+
+def add_ratios(rows):
+    refs = {(r["model"], r["mode"], r["batch_size"]): r["clips_per_s"] for r in rows
+            if r["impl"] == REFERENCE_IMPL.get(r["model"]) and r["dtype"] == "float32" and "clips_per_s" in r}
+    for r in rows:
+        ref = refs.get((r["model"], r["mode"], r["batch_size"]))
+        r["ratio_vs_reference"] = (r["clips_per_s"] / ref) if ref and "clips_per_s" in r else None
+    return rows
+
+
+def kernel_family(r):
+    """Rows whose matmuls run on the same kernels (the row's runner says which:
+    every torch row, keras_har's torch backend and the references, shares one;
+    jax, tensorflow `xla` and `graph` apart), in the same dtype on one device."""
+    runner = IMPLS.get(r["impl"])  # a saved run may hold rows of a kind this checkout lacks: apart
+    framework, kernels = runner.matmul_kernels(r) if runner else (r["impl"], "")
+    dtype = "float32" if r["dtype"] == "float32" else "bfloat16"
+    return framework, kernels, dtype, r.get("device", "")
+
+
+def pool_matmul_peaks(rows):
+    """One matmul peak per kernel family and dtype: the best of the run's
+    measurements. A single 2048^2 matmul timed in each worker varies by up to
+    2x on a busy 2-core machine, which made fractions above 100%; each
+    worker's own reading stays in `matmul_peak_worker_gflops`."""
+    best = {}
+    for r in rows:
+        if r.get("matmul_peak_gflops"):
+            r.setdefault("matmul_peak_worker_gflops", r["matmul_peak_gflops"])
+            key = kernel_family(r)
+            best[key] = max(best.get(key, 0.0), r["matmul_peak_worker_gflops"])
+    for r in rows:
+        if r.get("matmul_peak_gflops"):
+            r["matmul_peak_gflops"] = best[kernel_family(r)]
+            if "achieved_gflops" in r:
+                r["peak_fraction"] = r["achieved_gflops"] / r["matmul_peak_gflops"]
+    return rows
+
+
+def _setting(r):
+    return f"{r['backend']}/{r['variant']} {r['dtype']}" if r["impl"] == "keras_har" else f"{r['impl']} {r['dtype']}"
+
+
+def check_targets(rows, model="videomae"):
+    """The issue's targets, from the rows of this run (a target whose rows are
+    missing is reported as not measured)."""
+    ok = [r for r in rows if r["model"] == model and "clips_per_s" in r]
+    ref_impl = REFERENCE_IMPL[model]
+
+    def pick(**kw):
+        return [r for r in ok if all(r.get(k) == v for k, v in kw.items())]
+
+    def best(rs):
+        return max(rs, key=lambda r: r["clips_per_s"]) if rs else None
+
+    targets = []
+
+    def add(name, threshold, ours, theirs):
+        value = ours["clips_per_s"] / theirs["clips_per_s"] if ours and theirs else None
+        targets.append(dict(
+            target=name, threshold=threshold, value=value,
+            met=None if value is None else value >= threshold,
+            ours=_setting(ours) if ours else None, reference=_setting(theirs) if theirs else None,
+            ours_clips_per_s=ours and ours["clips_per_s"], reference_clips_per_s=theirs and theirs["clips_per_s"]))
+
+    for b in INFER_BATCHES:
+        ours = best(pick(impl="keras_har", mode="inference", batch_size=b))
+        add(f"inference b{b}: fastest keras_har >= 2.0x {ref_impl} float32", 2.0, ours,
+            best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="float32")))
+        add(f"inference b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0, ours,
+            best(pick(impl=ref_impl, mode="inference", batch_size=b)))
+    add(f"train b{TRAIN_BATCH}: jax float32 >= 1.3x {ref_impl} float32", 1.3,
+        best(pick(impl="keras_har", backend="jax", dtype="float32", mode="train")),
+        best(pick(impl=ref_impl, dtype="float32", mode="train")))
+    # Same precision: float32 against float32, mixed_bfloat16 against autocast.
+    for dtype in ("float32", "mixed_bfloat16"):
+        for mode, b in [("inference", x) for x in INFER_BATCHES] + [("train", TRAIN_BATCH)]:
+            add(f"torch backend {mode} b{b} {dtype}: within 1.15x of {ref_impl} (>= 1/1.15)", 1 / 1.15,
+                best(pick(impl="keras_har", backend="torch", variant="eager", dtype=dtype, mode=mode,
+                          batch_size=b)),
+                best(pick(impl=ref_impl, dtype=dtype, mode=mode, batch_size=b)))
+    return targets
+
+
+def targets_markdown(targets):
+    lines = ["| target | measured | met | keras_har setting | reference setting |", "|---|---|---|---|---|"]
+    for t in targets:
+        value = "not measured" if t["value"] is None else f"{t['value']:.2f}x"
+        met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {value} | {met} | {t['ours'] or '-'} | {t['reference'] or '-'} |")
+    return "\n".join(lines)
+
+
+def markdown_table(rows):
+    head = ("| model | impl | backend | variant | dtype | mode | batch | clips/s | vs ref | step s "
+            "| GFLOP/s | % of matmul peak | matmul peak GFLOP/s | compile s | peak RSS MB |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in rows:
+        if "clips_per_s" not in r:
+            lines.append(f"| {r['model']} | {r['impl']} | {r['backend']} | {r['variant']} | {r['dtype']} "
+                         f"| {r['mode']} | {r['batch_size']} | failed: {r.get('error', '')[:80]} "
+                         "| | | | | | | |")
+            continue
+        ratio = f"{r['ratio_vs_reference']:.2f}x" if r.get("ratio_vs_reference") else "-"
+        rss = f"{r['peak_rss_mb']:.0f}"
+        if r.get("device_peak_mb"):
+            rss += f" (device {r['device_peak_mb']:.0f})"
+        lines.append(
+            f"| {r['model']} | {r['impl']} | {r['backend']} | {r['variant']} | {r['dtype']} | {r['mode']} "
+            f"| {r['batch_size']} | {r['clips_per_s']:.3g} | {ratio} | {r['step_time_s']:.3g} "
+            f"| {r['achieved_gflops']:.0f} | {100 * r['peak_fraction']:.0f}% | {r['matmul_peak_gflops']:.0f} "
+            f"| {r['compile_time_s']:.1f} | {rss} |")
+    return "\n".join(lines)
+
+
+def progress_line(row, done, total, start):
+    head = (f"[{done}/{total} {time.perf_counter() - start:5.0f} s] {row['model']} {row['impl']} "
+            f"{row['backend']}/{row['variant']} {row['dtype']} {row['mode']} b{row['batch_size']}: ")
+    if "clips_per_s" not in row:
+        return head + "failed: " + row.get("error", "")[:200]
+    return head + (f"{row['clips_per_s']:.3g} clips/s, {row['step_time_s']:.3g} s/step, "
+                   f"compile {row['compile_time_s']:.1f} s, RSS {row['peak_rss_mb'] / 1024:.1f} GB, "
+                   f"load {os.getloadavg()[0]:.1f}")
+
+
+def print_report(machine, rows, json_path=None, targets=None):
+    """The table and the targets (computed from the rows unless given); with
+    json_path, also the JSON."""
+    rows = pool_matmul_peaks(add_ratios(rows))
+    if targets is None:
+        targets = check_targets(rows)
+    print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
+          f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
+          f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s")
+    print(markdown_table(rows))
+    if targets:
+        print("\nTargets (VideoMAE-B, this run):\n")
+        print(targets_markdown(targets))
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps({"machine": machine, "results": rows, "targets": targets},
+                                                      indent=1))
