@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from keras_har.training import checkpoints, experiment
-from keras_har.training.optimizers import NO_DECAY_PATTERNS, build_adamw
+from keras_har.training.optimizers import build_adamw
 
 logger = logging.getLogger("keras_har")
 
@@ -199,7 +199,7 @@ def compile_model(model, args, steps):
     schedule = experiment.warmup_cosine(lr, steps * args.epochs, args.warmup_epochs / max(1, args.epochs))
     optimizer = build_adamw(
         model, schedule, weight_decay=args.weight_decay, clip_norm=args.clip_norm, grad_accum=args.grad_accum,
-        beta_1=args.beta_1, beta_2=args.beta_2, no_decay_patterns=NO_DECAY_PATTERNS + (r"mask_token",),
+        beta_1=args.beta_1, beta_2=args.beta_2,  # no decay on what model.no_weight_decay() names
     )
     model.compile(optimizer=optimizer)
     return lr
@@ -258,7 +258,7 @@ def main(argv=None):
     history = plots.read_history(run_dir / "history_phase1.csv")
     plots.plot_curves([("pre-training", history)], run_dir / "curves.png", title="VideoMAE pre-training")
     save_reconstructions(model, args, held_out, run_dir / "reconstructions.png")
-    model.save_to_preset(run_dir / "model")
+    checkpoints.save_preset(model, run_dir / "model")
     metrics = {
         "loss": history.get("loss", [float("nan")])[-1],
         "val_loss": history.get("val_loss", [float("nan")])[-1],
@@ -273,4 +273,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    experiment.run_main(main)

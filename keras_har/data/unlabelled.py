@@ -25,6 +25,7 @@ import pathlib
 import numpy as np
 
 from keras_har.data import clip_transforms, decoding
+from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
 from keras_har.data.pipeline import BadVideoLog, BatchFinisher, ClipSampler, VideoLoader, eval_views
 from keras_har.data.splits import VIDEO_EXTENSIONS, DatasetIndexError, VideoDataset, check_files_exist
 
@@ -92,7 +93,7 @@ class MaskedClipSampler(ClipSampler):
             clip = clip_transforms.pretrain_clip(frames, self.image_size, rng, self.flip_prob, self.scales)
         else:
             clip = eval_views(path, self.num_frames, self.sampling_rate, self.image_size)
-        x = clip_transforms.normalize(clip, self.mean, self.std)
+        x = normalize(clip, self.mean, self.std)
         return x, self.mask_generator(rng).astype(np.float32)
 
 
@@ -107,22 +108,26 @@ class MaskedVideoLoader(VideoLoader):
 
     def build(self, initial_epoch=0, epochs=1):
         ds = super().build(initial_epoch, epochs)
-        if self.backend == "tf":
+        if self.frontend == "tf":
             import tensorflow as tf
 
             return ds.map(lambda x, mask: {"videos": x, "bool_masked_pos": tf.cast(mask, tf.bool)})
         return ds.map(as_model_inputs)
 
     def __iter__(self):
-        """Input dicts of one epoch, as numpy."""
+        """Input dicts of one epoch, as numpy (the epoch's workers are closed
+        when the loop ends or is left)."""
         ds = self.build(0, 1)
-        batches = ds.as_numpy_iterator() if self.backend == "tf" else ds
-        for batch in batches:
-            yield {key: np.asarray(value) for key, value in batch.items()}
+        batches = ds.as_numpy_iterator() if self.frontend == "tf" else ds
+        try:
+            for batch in batches:
+                yield {key: np.asarray(value) for key, value in batch.items()}
+        finally:
+            self.close()
 
 
 def make_pretrain_loader(dataset, *, training, batch_size, mask_generator, num_frames=16, sampling_rate=2,
-                         image_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                         image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                          flip_prob=0.5, scales=clip_transforms.MULTI_SCALES, loader="grain", workers=2,
                          seed=0, drop_remainder=None, on_error="skip", epochs=None, bad_video_log=None,
                          shard_index=0, shard_count=1):

@@ -296,6 +296,11 @@ class VideoMAEPretrainer(Task):
 
     # === Presets ===
 
+    def no_weight_decay(self):
+        """Variable-path patterns never weight-decayed (besides 0-/1-D ones):
+        the backbone's, and the learned mask token (as the official script)."""
+        return tuple(self.backbone.no_weight_decay()) + (r"mask_token",)
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """A known name, `hf://org/name`, a transformers `VideoMAEForPreTraining`
