@@ -132,12 +132,14 @@ def resolve_defaults(args):
 
 def build_datasets(args):
     """(training videos, held-out videos), both unlabelled."""
+    from keras_har.data.dataset_flags import dataset_index
+    from keras_har.data.splits import DatasetIndexError
     from keras_har.data.unlabelled import UnlabelledVideos
 
     if args.dataset == "folder" and not args.data_root:
-        raise SystemExit("--dataset folder needs --data-root.")
+        raise DatasetIndexError("--dataset folder needs --data-root.")
     if args.dataset == "csv" and not args.train_list:
-        raise SystemExit("--dataset csv needs --train-list.")
+        raise DatasetIndexError("--dataset csv needs --train-list.")
     held_out = None
     if args.dataset == "folder":
         videos = UnlabelledVideos.from_folder(args.data_root)
@@ -146,8 +148,8 @@ def build_datasets(args):
         if args.val_list:
             held_out = UnlabelledVideos.from_csv(args.val_list, root=args.data_root)
     else:
-        videos = UnlabelledVideos.from_dataset(experiment.dataset_index(args, "train"))
-        held_out = UnlabelledVideos.from_dataset(experiment.dataset_index(args, "test"))
+        videos = UnlabelledVideos.from_dataset(dataset_index(args, "train"))
+        held_out = UnlabelledVideos.from_dataset(dataset_index(args, "test"))
     if held_out is None:
         # Set aside --holdout videos (seeded), never trained on.
         order = np.random.default_rng([args.seed, 3]).permutation(len(videos))
