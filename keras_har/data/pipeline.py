@@ -109,26 +109,24 @@ def init_worker(worker_index=0, worker_count=1):
 
     cv2.setNumThreads(1)
     decoding.set_threads(max(1, (os.cpu_count() or 1) // max(1, worker_count)))
-    if multiprocessing_child():
-        start_parent_watchdog()
-
-
-def multiprocessing_child():
     import multiprocessing
 
-    return multiprocessing.parent_process() is not None
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        start_parent_watchdog(parent.pid)
 
 
-def start_parent_watchdog(interval=0.5):
-    """A daemon thread that exits the process as soon as its parent changes
-    (the parent died and the process was re-parented)."""
-    parent = os.getppid()
+def start_parent_watchdog(parent_pid, interval=0.5):
+    """A daemon thread that exits the process as soon as its parent is no
+    longer `parent_pid` (the parent died and the process was re-parented; the
+    pid is the one multiprocessing recorded when it started the process, so a
+    parent that died before this worker got here is noticed too)."""
 
     def watch():
         while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
+            if os.getppid() != parent_pid:
                 os._exit(1)
+            time.sleep(interval)
 
     threading.Thread(target=watch, name="keras_har-parent-watchdog", daemon=True).start()
 
