@@ -83,6 +83,35 @@ def plot_confusion_matrix(confusion, class_names, path, title="confusion matrix"
     return path
 
 
+def plot_reconstructions(frames, masked, reconstructed, path, title="masked-autoencoder reconstructions",
+                         max_frames=8):
+    """For each clip, three rows: the original frames, the masked input (hidden
+    tubelets black) and the reconstruction; arrays `(clips, T, H, W, 3)` in
+    [0, 1] pixel space (`VideoMAEPretrainer.reconstruct` gives them)."""
+    clips, num_frames = frames.shape[:2]
+    shown = np.unique(np.linspace(0, num_frames - 1, min(max_frames, num_frames)).round().astype(int))
+    rows = [(name, images) for c in range(clips)
+            for name, images in ((f"clip {c + 1}: original", frames[c]), ("masked input", masked[c]),
+                                 ("reconstruction", reconstructed[c]))]
+    fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.3 * len(shown) + 1.2, 1.3 * len(rows) + 0.6),
+                             squeeze=False)
+    for r, (name, images) in enumerate(rows):
+        for col, t in enumerate(shown):
+            ax = axes[r, col]
+            ax.imshow(np.clip(images[t], 0.0, 1.0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {t}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_timeline(result, path, max_classes=8):
     """Class scores over time of a long video (`keras_har.long_video.label_windows`):
     the probability of the classes that are ever among the top ones, one line

@@ -89,6 +89,8 @@ def build_parser():
     g.add_argument("--layer-decay", type=float, help="layer-wise lr decay (1 = off; official ViT-B: 0.75).")
     g.add_argument("--drop-path", type=float, help="stochastic depth (official ViT-B: 0.1).")
     g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip).")
+    g.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train on this fraction of every class's videos (seeded by --seed).")
     experiment.add_run_args(parser)
     experiment.annotate_defaults(parser, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
     return parser
@@ -136,6 +138,10 @@ def main(argv=None):
 
     experiment.set_precision_and_distribution(args, VideoMAEClassifier)
     train_set, test_set = train_and_test(args)
+    if getattr(args, "train_fraction", 1.0) < 1.0:
+        from keras_har.data.subsets import stratified_subset
+
+        train_set = stratified_subset(train_set, args.train_fraction, seed=args.seed)
     run_dir = experiment.make_run_dir(args, "videomae_two_phase")
     train_set.save_label_map(run_dir / "label_map.json")
     logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",

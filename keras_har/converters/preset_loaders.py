@@ -24,6 +24,7 @@ import logging
 from keras_hub.src.utils.preset_utils import PresetLoader
 
 from keras_har.converters import timm_vit, transformers_vit, videomae
+from keras_har.models.video_classifier import VideoClassifier
 from keras_har.utils.preset_utils import PresetFormatError, check_image_size, resolve_num_classes
 
 logger = logging.getLogger("keras_har")
@@ -69,7 +70,13 @@ class ConverterPresetLoader(PresetLoader):
     def load_task(self, cls, load_weights, load_task_weights=True, num_classes=None, labels=None,
                   **kwargs):
         """A classifier on the converted backbone: the checkpoint's head when
-        it fits `num_classes` (or none is asked for), else a new one."""
+        it fits `num_classes` (or none is asked for), else a new one. Other
+        tasks (the VideoMAE pre-trainer) are the converter's `convert_task`."""
+        if not issubclass(cls, VideoClassifier):
+            convert_task = getattr(self.converter, "convert_task", None)
+            if convert_task is None:
+                raise PresetFormatError(f"{self.path}: a {cls.__name__} cannot be made from this checkpoint.")
+            return convert_task(cls, self, load_weights, **kwargs)
         task_options = _parameters(cls.__init__) - {"self", "backbone", "num_classes", "labels",
                                                    "preprocessor", "image_mean", "image_std", "kwargs"}
         task_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in task_options}

@@ -125,27 +125,8 @@ def convert_weights(backbone, state, config=None):
         state.take("videomae.embeddings.patch_embeddings.projection.bias", (hidden,)),
         "patch embedding bias",
     )
-    inter = backbone.intermediate_size
     for i, block in enumerate(backbone.transformer_layers):
-        prefix = f"videomae.encoder.layer.{i}."
-        attn = prefix + "attention.attention."
-        qkv = np.concatenate(
-            [linear(state, attn + name + ".weight", hidden, hidden) for name in ("query", "key", "value")],
-            axis=1,
-        )
-        assign(block.attention.qkv.kernel, qkv, attn + "{query,key,value}.weight")
-        if backbone.use_qv_bias:
-            assign(block.attention.q_bias, state.take(attn + "q_bias", (hidden,)), attn + "q_bias")
-            assign(block.attention.v_bias, state.take(attn + "v_bias", (hidden,)), attn + "v_bias")
-        for layer, key, din, dout in (
-            (block.attention.proj, "attention.output.dense", hidden, hidden),
-            (block.fc1, "intermediate.dense", hidden, inter),
-            (block.fc2, "output.dense", inter, hidden),
-        ):
-            assign(layer.kernel, linear(state, prefix + key + ".weight", din, dout), prefix + key)
-            assign(layer.bias, state.take(prefix + key + ".bias", (dout,)), prefix + key + ".bias")
-        for layer, key in ((block.norm1, "layernorm_before"), (block.norm2, "layernorm_after")):
-            assign_layer_norm(layer, state, prefix + key, hidden)
+        load_block_weights(block, state, f"videomae.encoder.layer.{i}.")
     if backbone.final_norm is not None:
         assign_layer_norm(backbone.final_norm, state, "videomae.layernorm", hidden)
     extra = [k for k in state.unused() if re.match(r"videomae\.encoder\.layer\.(\d+)\.", k)]
@@ -155,6 +136,28 @@ def convert_weights(backbone, state, config=None):
             f"{backbone.num_layers} (e.g. {extra[0]!r})."
         )
 
+
+def load_block_weights(block, state, prefix):
+    """One `VideoMAETransformerBlock` from transformers' `VideoMAELayer` at `prefix`."""
+    hidden, inter = block.hidden_size, block.intermediate_size
+    attn = prefix + "attention.attention."
+    qkv = np.concatenate(
+        [linear(state, attn + name + ".weight", hidden, hidden) for name in ("query", "key", "value")],
+        axis=1,
+    )
+    assign(block.attention.qkv.kernel, qkv, attn + "{query,key,value}.weight")
+    if block.use_qv_bias:
+        assign(block.attention.q_bias, state.take(attn + "q_bias", (hidden,)), attn + "q_bias")
+        assign(block.attention.v_bias, state.take(attn + "v_bias", (hidden,)), attn + "v_bias")
+    for layer, key, din, dout in (
+        (block.attention.proj, "attention.output.dense", hidden, hidden),
+        (block.fc1, "intermediate.dense", hidden, inter),
+        (block.fc2, "output.dense", inter, hidden),
+    ):
+        assign(layer.kernel, linear(state, prefix + key + ".weight", din, dout), prefix + key)
+        assign(layer.bias, state.take(prefix + key + ".bias", (dout,)), prefix + key + ".bias")
+    for layer, key in ((block.norm1, "layernorm_before"), (block.norm2, "layernorm_after")):
+        assign_layer_norm(layer, state, prefix + key, hidden)
 
 
 def open_state(path, config):
@@ -195,3 +198,84 @@ def convert_head(classifier, state, config, keep_head=True):
     head = classifier.predictions
     assign(head.kernel, linear(state, "classifier.weight", hidden, classifier.num_classes), "classifier.weight")
     assign(head.bias, state.take("classifier.bias", (classifier.num_classes,)), "classifier.bias")
+
+
+# VideoMAEConfig's decoder defaults (transformers).
+HF_DECODER_DEFAULTS = dict(
+    decoder_hidden_size=384,
+    decoder_num_hidden_layers=4,
+    decoder_num_attention_heads=6,
+    decoder_intermediate_size=1536,
+    norm_pix_loss=True,
+)
+# The fixed sinusoidal tables some files hold: recomputed, never loaded.
+FIXED_TABLES = ("position_embeddings", "videomae.embeddings.position_embeddings")
+
+
+def decoder_kwargs_from_hf_config(config):
+    """`VideoMAEConfig` decoder fields -> `VideoMAEPretrainer` arguments."""
+    c = {**HF_DECODER_DEFAULTS, **config}
+    return dict(
+        decoder_hidden_size=int(c["decoder_hidden_size"]),
+        decoder_num_hidden_layers=int(c["decoder_num_hidden_layers"]),
+        decoder_num_attention_heads=int(c["decoder_num_attention_heads"]),
+        decoder_intermediate_size=int(c["decoder_intermediate_size"]),
+        norm_pix_loss=bool(c["norm_pix_loss"]),
+    )
+
+
+def has_decoder(state):
+    return any(key.startswith(("decoder.", "encoder_to_decoder.")) or key == "mask_token" for key in state.keys())
+
+
+def load_decoder_weights(pretrainer, state):
+    """mask_token, encoder_to_decoder, decoder blocks, norm and head of a
+    `VideoMAEForPreTraining` state dict into a `VideoMAEPretrainer`."""
+    hidden = pretrainer.backbone.hidden_size
+    width = pretrainer.decoder_hidden_size
+    assign(
+        pretrainer.encoder_to_decoder.kernel,
+        linear(state, "encoder_to_decoder.weight", hidden, width),
+        "encoder_to_decoder.weight",
+    )
+    assign(pretrainer.mask_token_fill.mask_token, state.take("mask_token", (1, 1, width)), "mask_token")
+    for i, block in enumerate(pretrainer.decoder_layers):
+        load_block_weights(block, state, f"decoder.decoder_layers.{i}.")
+    extra = [k for k in state.unused() if k.startswith("decoder.decoder_layers.")]
+    if extra:
+        raise CheckpointError(
+            f"{state.source}: the checkpoint has more decoder layers than the config's "
+            f"{pretrainer.decoder_num_hidden_layers} (e.g. {extra[0]!r})."
+        )
+    assign_layer_norm(pretrainer.decoder_norm, state, "decoder.norm", width)
+    outputs = pretrainer.decoder_head.units
+    assign(pretrainer.decoder_head.kernel, linear(state, "decoder.head.weight", width, outputs), "decoder.head.weight")
+    assign(pretrainer.decoder_head.bias, state.take("decoder.head.bias", (outputs,)), "decoder.head.bias")
+
+
+def convert_task(cls, loader, load_weights=True, **kwargs):
+    """A `VideoMAEPretrainer` (`cls`) from a transformers directory, through
+    the preset loader that holds it: the encoder and, for a
+    `VideoMAEForPreTraining` checkpoint, the decoder (a headless checkpoint
+    gets a new one); every tensor is used or named in an error. `kwargs`
+    override the Task's or the backbone's arguments."""
+    config, state = loader.config, loader.state
+    task_keys = set(HF_DECODER_DEFAULTS) | {"mask_ratio", "masking", "image_mean", "image_std"}
+    task_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in task_keys}
+    norm = normalization(loader.path, config)
+    if norm:
+        task_kwargs.setdefault("image_mean", norm[0])
+        task_kwargs.setdefault("image_std", norm[1])
+    backbone = loader.load_backbone(cls.backbone_cls, load_weights, **kwargs)
+    pretrainer = cls(backbone, **{**decoder_kwargs_from_hf_config(config), **task_kwargs})
+    if not load_weights:
+        return pretrainer
+    if has_decoder(state):
+        load_decoder_weights(pretrainer, state)
+    else:
+        logger.info("%s has no pre-training decoder (a %s checkpoint): a new decoder.", loader.path,
+                    config.get("architectures"))
+    # A classification head (fine-tuned checkpoint) is not part of pre-training.
+    state.skip(*HEAD_KEYS, "fc_norm.weight", "fc_norm.bias")
+    state.check_all_used(ignore_prefixes=FIXED_TABLES)
+    return pretrainer

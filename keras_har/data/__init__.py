@@ -34,3 +34,6 @@ from keras_har.data.synthetic_videos import (
     make_synthetic_dataset,
     reversal_pair_accuracy,
 )
+from keras_har.data.masking import MaskGenerator
+from keras_har.data.subsets import stratified_subset
+from keras_har.data.unlabelled import UnlabelledVideos, make_pretrain_loader

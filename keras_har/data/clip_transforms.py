@@ -120,3 +120,30 @@ def multi_view_clip(frames, image_size, num_views=6):
         raise ValueError(f"num_views must be 1, 3 or 6, got {num_views}.")
     return np.stack(crops + [c[:, :, ::-1] for c in crops])
 
+
+MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
+
+
+def multi_scale_crop_box(height, width, image_size, rng, scales=MULTI_SCALES, max_distort=1):
+    """VideoMAE pre-training's `GroupMultiScaleCrop` box (y, x, h, w): side
+    lengths from `scales` x the short edge (snapped to `image_size` within 3
+    pixels), height and width at most `max_distort` scale steps apart, placed at
+    one of the 13 fixed offsets (corners, centre, edge midpoints, quarter
+    points) of TSN's `more_fix_crop`."""
+    base = min(height, width)
+    sizes = [int(base * s) for s in scales]
+    sizes = [image_size if abs(s - image_size) < 3 else s for s in sizes]
+    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_distort]
+    h, w = pairs[int(rng.integers(len(pairs)))]
+    h_step, w_step = (height - h) // 4, (width - w) // 4
+    offsets = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+    oy, ox = offsets[int(rng.integers(len(offsets)))]
+    return oy * h_step, ox * w_step, h, w
+
+
+def pretrain_clip(frames, image_size, rng, flip_prob=0.5, scales=MULTI_SCALES):
+    """VideoMAE pre-training's clip transform: one multi-scale crop (and flip
+    with `flip_prob`) for every frame, resized to `image_size`; uint8 (T, S, S, 3)."""
+    height, width = frames.shape[1:3]
+    box = multi_scale_crop_box(height, width, image_size, rng, scales)
+    return resize_crop(frames, box, image_size, rng.random() < flip_prob)

@@ -14,6 +14,7 @@ from keras_har.models.videomae_classifier_preprocessor import (
     VideoMAEVideoConverter,
 )
 from keras_har.models.videomae_presets import VIDEOMAE_PRESETS
+from keras_har.models.videomae_pretrainer import VideoMAEPretrainer
 from keras_har.utils.preset_utils import register_presets
 
 register_presets(VIDEOMAE_PRESETS, VideoMAEBackbone)

@@ -158,9 +158,19 @@ class KerasPresetLoader(hub_preset_utils.KerasPresetLoader):
         if image_size is not None and "image_size" in self.config.get("config", {}):
             kwargs["image_size"], image_size = image_size, None  # a backbone argument (VideoMAE)
         task_file = pathlib.Path(self.preset) / TASK_CONFIG_FILE
-        if not task_file.exists():
-            task = super().load_task(cls, load_weights, load_task_weights, num_classes=num_classes,
-                                     labels=labels, **kwargs)
+        task_config = hub_preset_utils.load_json(self.preset, TASK_CONFIG_FILE) if task_file.exists() else {}
+        if not task_config or not issubclass(hub_preset_utils.check_config_class(task_config), cls):
+            # A backbone alone, or another task's preset (e.g. a pre-training
+            # run's model for a classifier): its encoder, with a new head.
+            saved = task_config.get("config", {})
+            for key in ("image_mean", "image_std"):
+                if saved.get(key) is not None:
+                    kwargs.setdefault(key, saved[key])
+            backbone_kwargs, kwargs = self.get_backbone_kwargs(**kwargs)
+            backbone = self.load_backbone(cls.backbone_cls, load_weights, **backbone_kwargs)
+            logger.info("%s: the encoder of %s, with a new head.", cls.__name__, self.preset)
+            head = {k: v for k, v in (("num_classes", num_classes), ("labels", labels)) if v is not None}
+            task = cls(backbone, **head, **kwargs)
             return check_image_size(task, image_size, self.preset)
         saved = hub_preset_utils.load_json(self.preset, TASK_CONFIG_FILE).get("config", {})
         saved_classes = saved.get("num_classes")
