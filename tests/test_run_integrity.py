@@ -227,7 +227,9 @@ def test_many_loaders_open_and_close(tiny_synthetic):
                               image_size=32, workers=1) as loader:
             batches = list(loader)
         assert sum(len(b[0]) for b in batches) == len(test)
-    assert len(os.listdir("/proc/self/fd")) <= fds + 5
+    # One descriptor leaked per loader would add 50; allow the few that other
+    # threads of the process (the backend's, tqdm's) open meanwhile.
+    assert len(os.listdir("/proc/self/fd")) <= fds + 10
     import multiprocessing
 
     time.sleep(1)

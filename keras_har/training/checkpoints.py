@@ -204,7 +204,7 @@ def load_checkpoint(model, path):
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=False) as f:
             saved = len(f["optimizer/vars"]) if "optimizer/vars" in f else 0
     except OSError as e:
         raise ValueError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]}); restore it, or "
