@@ -75,6 +75,7 @@ import time
 from machine_info import cpu_flags, cpu_name, load_average, memory_gb  # beside this script
 from speed.configs import DEFAULT_VARIANT, FULL_CONFIGS
 from speed.jobs import job_modes, make_jobs, worker_groups, worker_main
+from speed.registry import RUNNERS
 from speed.report import print_report, progress_line
 from speed.workers import find_allocator, run_group, worker_env
 
@@ -92,8 +93,18 @@ def main(argv=None):
                         help="extra jit variants, e.g. torch:compile,tensorflow:graph,jax:xla+einsum_attention")
     parser.add_argument("--modes", default="inference1,inference4,train2",
                         help="which of inference1,inference4,train2 to time")
-    parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16",
-                        help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16")
+    parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16,int8",
+                        help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16; "
+                             "the exported runtimes float32, bfloat16 (OpenVINO), int8 (ONNX Runtime, LiteRT)")
+    parser.add_argument("--exported", default="all",
+                        help="exported runtimes timed beside the backends when tensorflow (which exports) is "
+                             "in --backends: all (those installed), none, or a list of "
+                             "onnxruntime,openvino,tf_saved_model,litert")
+    parser.add_argument("--export-dir", metavar="DIR",
+                        help="keep the exported VideoMAE files here and reuse those already there "
+                             "(exporting VideoMAE-B to ONNX takes minutes); default: a temporary directory")
+    parser.add_argument("--accuracy-clips", type=int, default=None,
+                        help="random clips for the accuracy cost of the bf16 / int8 exports (default 64; 8 with --quick)")
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "grouped"),
                         help="keras_har training step: keras AdamW or the recipes' GroupedAdamW")
     parser.add_argument("--allocator", default="auto",
@@ -131,6 +142,8 @@ def main(argv=None):
         args.repeats = 5 if args.quick else 3
     if args.budget is None:
         args.budget = 2.0 if args.quick else 30.0
+    if args.accuracy_clips is None:
+        args.accuracy_clips = 8 if args.quick else 64
     if args.timeout is None:
         args.timeout = 300.0 if args.quick else 1800.0
     try:
@@ -158,8 +171,12 @@ def main(argv=None):
         count[0] += 1
         print(progress_line(row, count[0], total, start), file=sys.stderr, flush=True)
 
-    for group in groups:  # a job's `backend` is its worker's KERAS_BACKEND (torch for the references)
-        rows.extend(run_group(group, worker_env(group[0]["backend"], allocator), args.timeout, log, on_row))
+    try:
+        for group in groups:  # a job's `backend` is its worker's KERAS_BACKEND (torch for the references)
+            rows.extend(run_group(group, worker_env(group[0]["backend"], allocator), args.timeout, log, on_row))
+    finally:
+        for cls in RUNNERS:
+            cls.cleanup(args)
     machine.update(load_average_after=load_average(), wall_time_s=time.perf_counter() - start)
     print_report(machine, rows, args.json, targets=[] if "videomae" not in args.models or args.quick else None)
     if log:
