@@ -13,12 +13,20 @@ each under jax, torch and tensorflow (every backend / reference in its own
 subprocess: Keras fixes its backend per process), in float32 and mixed
 bfloat16 (the references: float32, bfloat16 autocast, and the whole model cast
 to bfloat16 for inference), for inference (batch 1 and 4) and a training step
-(batch 2, AdamW with global clip norm 1.0, cross-entropy).
+(batch 2, AdamW with global clip norm 1.0, cross-entropy);
+
+- `exported` (when tensorflow is in --backends): the same VideoMAE exported by
+  keras-har and run, inference only, by ONNX Runtime (float32, int8), OpenVINO
+  (float32, bfloat16), TensorFlow SavedModel and LiteRT (float32, int8), each
+  bf16 / int8 row with its accuracy cost against float32 on --accuracy-clips
+  random clips (speed/exported_runtimes.py).
 
     python benchmarks/backend_speed.py [--quick] [--json PATH]
         [--backends jax,torch,tensorflow] [--models videomae,vit] [--repeats N]
         [--variants torch:compile,tensorflow:graph] [--no-reference]
         [--allocator auto|system|PATH] [--optimizer adamw|grouped]
+        [--exported all|none|onnxruntime,openvino,tf_saved_model,litert] [--export-dir DIR]
+        [--accuracy-clips N]
 
 Columns: clips/s, the ratio to the reference (transformers / timm float32 eager,
 same mode and batch), achieved GFLOP/s (analytic model FLOPs: patch embedding
