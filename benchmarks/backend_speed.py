@@ -83,7 +83,7 @@ import time
 from machine_info import cpu_flags, cpu_name, load_average, memory_gb  # beside this script
 from speed.configs import DEFAULT_VARIANT, FULL_CONFIGS
 from speed.jobs import job_modes, make_jobs, worker_groups, worker_main
-from speed.registry import RUNNERS
+from speed.registry import RUNNERS, runner_class
 from speed.report import print_report, progress_line
 from speed.workers import find_allocator, run_group, worker_env
 
@@ -181,7 +181,8 @@ def main(argv=None):
 
     try:
         for group in groups:  # a job's `backend` is its worker's KERAS_BACKEND (torch for the references)
-            rows.extend(run_group(group, worker_env(group[0]["backend"], allocator), args.timeout, log, on_row))
+            preload = allocator if runner_class(group[0]["impl"]).preload_allocator(group[0]) else None
+            rows.extend(run_group(group, worker_env(group[0]["backend"], preload), args.timeout, log, on_row))
     finally:
         for cls in RUNNERS:
             cls.cleanup(args)

@@ -191,7 +191,8 @@ def run_transformers(job):
 
     clock = Clock()
     start = time.perf_counter()
-    pipe = pipeline("video-classification", model=job["checkpoint"], device="cpu")
+    dtype = getattr(torch, job.get("dtype") or "float32")
+    pipe = pipeline("video-classification", model=job["checkpoint"], device="cpu", dtype=dtype)
     decoder = "torchcodec (VideoMAEVideoProcessor)"
     if pipe.video_processor is not None and not _torchcodec_usable():
         pipe.video_processor = None  # the pipeline then decodes with PyAV and uses the image processor
@@ -216,6 +217,7 @@ def run_transformers(job):
     return dict(wall_s=wall, load_s=load, decode_s=spent.get("decode", 0.0),
                 preprocess_s=spent.get("decode+preprocess", 0.0) - spent.get("decode", 0.0),
                 model_s=spent.get("model", 0.0), num_views=1, top1=top1, decoder=decoder,
+                dtype_used=str(next(pipe.model.parameters()).dtype),
                 framework=f"transformers {transformers.__version__}, torch {torch.__version__}")
 
 
@@ -278,6 +280,9 @@ def main(argv=None):
                         help="run tta with every keras-har setting (default: only with the one fastest "
                              "on a single view)")
     parser.add_argument("--no-transformers", dest="transformers", action="store_false")
+    parser.add_argument("--transformers-dtypes", default="float32,bfloat16",
+                        help="the pipeline's model dtype(s), comma list: float32 (its default), bfloat16 "
+                             "(the model cast: its fastest CPU setting)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per setting")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -299,9 +304,9 @@ def main(argv=None):
            "TOKENIZERS_PARALLELISM": "false"}
     rows = []
     jobs = []
-    if args.transformers:
-        jobs.append(("transformers pipeline(\"video-classification\")", dict(common, impl="transformers",
-                                                                             views="single"), "torch"))
+    for dtype in filter(None, args.transformers_dtypes.split(",") if args.transformers else []):
+        name = 'transformers pipeline("video-classification")' + ("" if dtype == "float32" else f", {dtype}")
+        jobs.append((name, dict(common, impl="transformers", views="single", dtype=dtype), "torch"))
     views_asked = [v for v in args.views.split(",") if v]
     later = []  # multi-view jobs: with --tta-all every setting, else the fastest single-view one
     for name, fields, backend in settings(args):
@@ -340,7 +345,7 @@ def main(argv=None):
 
 def check_target(rows):
     ok = [r for r in rows if "error" not in r]
-    ref = next((r for r in ok if r["name"].startswith("transformers")), None)
+    ref = next((r for r in ok if r["name"] == 'transformers pipeline("video-classification")'), None)
     ours = [r for r in ok if r["name"].startswith("keras-har") and r["views"] == "single"]
     if not ref or not ours:
         return {"single": {"met": None, "ratio": None}}
@@ -362,7 +367,8 @@ def report(result):
     m = result["machine"]
     print(f"\n{result['model']}, {result['videos']} videos, on CPU: {m['cpu']} ({m['cores']} cores; load average "
           f"{m['load_before']} before, {m['load_after']} after)")
-    ref = next((r for r in result["rows"] if r["name"].startswith("transformers") and "error" not in r), None)
+    ref = next((r for r in result["rows"] if r["name"] == 'transformers pipeline("video-classification")'
+                and "error" not in r), None)
     print("| setting | views | videos/s | x transformers | load s | decode ms/video | preprocess ms/video "
           "| model ms/video | other ms/video |")
     print("|---|---|---|---|---|---|---|---|---|")

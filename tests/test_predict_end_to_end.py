@@ -42,8 +42,10 @@ def test_predict_end_to_end_quick(tmp_path):
     labels = set(json.loads((checkpoint / "config.json").read_text())["id2label"].values())
     assert (checkpoint / "preprocessor_config.json").exists() and len(labels) == 51
 
-    rows = {(r["name"].split()[0], r["views"]): r for r in result["rows"]}
-    assert set(rows) == {("transformers", "single"), ("keras-har", "single"), ("keras-har", "tta")}
+    rows = {(r["name"].split()[0] + (" bf16" if "bfloat16" in r["name"] else ""), r["views"]): r
+            for r in result["rows"]}
+    assert set(rows) == {("transformers", "single"), ("transformers bf16", "single"), ("keras-har", "single"),
+                         ("keras-har", "tta")}
     assert rows[("keras-har", "single")]["num_views"] == 1 and rows[("keras-har", "tta")]["num_views"] == 6
     for r in rows.values():
         assert r["videos"] == 2 and r["videos_per_s"] > 0
@@ -53,6 +55,7 @@ def test_predict_end_to_end_quick(tmp_path):
         assert parts <= r["wall_s"] - r["load_s"] + 1e-6, r
     assert backend in rows[("keras-har", "single")]["framework"]
     assert rows[("transformers", "single")]["decoder"]  # which decoder the pipeline used is reported
+    assert "bfloat16" in rows[("transformers bf16", "single")]["dtype_used"]
 
     ratio = rows[("keras-har", "single")]["videos_per_s"] / rows[("transformers", "single")]["videos_per_s"]
     target = result["targets"]["single"]

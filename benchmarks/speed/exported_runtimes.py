@@ -103,6 +103,12 @@ class ExportedRuntime(Runner):
         return jobs
 
     @classmethod
+    def preload_allocator(cls, job):
+        """OpenVINO 2026.4 crashes under a preloaded tcmalloc (measured: SIGSEGV /
+        "free(): invalid size" loading VideoMAE-B): its workers use the system malloc."""
+        return job["variant"] != "openvino"
+
+    @classmethod
     def cleanup(cls, args):
         for d in cls._temp_dirs:
             shutil.rmtree(d, ignore_errors=True)

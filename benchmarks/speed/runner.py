@@ -45,6 +45,12 @@ class Runner(abc.ABC):
         """Where the model runs, e.g. "cpu" or "cuda:<name>"."""
 
     @classmethod
+    def preload_allocator(cls, job):
+        """Whether this job's worker may run with the run's preloaded malloc
+        (tcmalloc); False for a library that breaks under it."""
+        return True
+
+    @classmethod
     def cleanup(cls, args):
         """After the run, in the driver: removes what `make_jobs` left behind
         (e.g. a temporary directory)."""
