@@ -13,12 +13,20 @@ each under jax, torch and tensorflow (every backend / reference in its own
 subprocess: Keras fixes its backend per process), in float32 and mixed
 bfloat16 (the references: float32, bfloat16 autocast, and the whole model cast
 to bfloat16 for inference), for inference (batch 1 and 4) and a training step
-(batch 2, AdamW with global clip norm 1.0, cross-entropy).
+(batch 2, AdamW with global clip norm 1.0, cross-entropy);
+
+- `exported` (when tensorflow is in --backends): the same VideoMAE exported by
+  keras-har and run, inference only, by ONNX Runtime (float32, int8), OpenVINO
+  (float32, bfloat16), TensorFlow SavedModel and LiteRT (float32, int8), each
+  bf16 / int8 row with its accuracy cost against float32 on --accuracy-clips
+  random clips (speed/exported_runtimes.py).
 
     python benchmarks/backend_speed.py [--quick] [--json PATH]
         [--backends jax,torch,tensorflow] [--models videomae,vit] [--repeats N]
         [--variants torch:compile,tensorflow:graph] [--no-reference]
         [--allocator auto|system|PATH] [--optimizer adamw|grouped]
+        [--exported all|none|onnxruntime,openvino,tf_saved_model,litert] [--export-dir DIR]
+        [--accuracy-clips N]
 
 Columns: clips/s, the ratio to the reference (transformers / timm float32 eager,
 same mode and batch), achieved GFLOP/s (analytic model FLOPs: patch embedding
@@ -75,6 +83,7 @@ import time
 from machine_info import cpu_flags, cpu_name, load_average, memory_gb  # beside this script
 from speed.configs import DEFAULT_VARIANT, FULL_CONFIGS
 from speed.jobs import job_modes, make_jobs, worker_groups, worker_main
+from speed.registry import RUNNERS, runner_class
 from speed.report import print_report, progress_line
 from speed.workers import find_allocator, run_group, worker_env
 
@@ -92,8 +101,18 @@ def main(argv=None):
                         help="extra jit variants, e.g. torch:compile,tensorflow:graph,jax:xla+einsum_attention")
     parser.add_argument("--modes", default="inference1,inference4,train2",
                         help="which of inference1,inference4,train2 to time")
-    parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16",
-                        help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16")
+    parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16,int8",
+                        help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16; "
+                             "the exported runtimes float32, bfloat16 (OpenVINO), int8 (ONNX Runtime, LiteRT)")
+    parser.add_argument("--exported", default="all",
+                        help="exported runtimes timed beside the backends when tensorflow (which exports) is "
+                             "in --backends: all (those installed), none, or a list of "
+                             "onnxruntime,openvino,tf_saved_model,litert")
+    parser.add_argument("--export-dir", metavar="DIR",
+                        help="keep the exported VideoMAE files here and reuse those already there "
+                             "(exporting VideoMAE-B to ONNX takes minutes); default: a temporary directory")
+    parser.add_argument("--accuracy-clips", type=int, default=None,
+                        help="random clips for the accuracy cost of the bf16 / int8 exports (default 64; 8 with --quick)")
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "grouped"),
                         help="keras_har training step: keras AdamW or the recipes' GroupedAdamW")
     parser.add_argument("--allocator", default="auto",
@@ -131,6 +150,8 @@ def main(argv=None):
         args.repeats = 5 if args.quick else 3
     if args.budget is None:
         args.budget = 2.0 if args.quick else 30.0
+    if args.accuracy_clips is None:
+        args.accuracy_clips = 8 if args.quick else 64
     if args.timeout is None:
         args.timeout = 300.0 if args.quick else 1800.0
     try:
@@ -158,8 +179,13 @@ def main(argv=None):
         count[0] += 1
         print(progress_line(row, count[0], total, start), file=sys.stderr, flush=True)
 
-    for group in groups:  # a job's `backend` is its worker's KERAS_BACKEND (torch for the references)
-        rows.extend(run_group(group, worker_env(group[0]["backend"], allocator), args.timeout, log, on_row))
+    try:
+        for group in groups:  # a job's `backend` is its worker's KERAS_BACKEND (torch for the references)
+            preload = allocator if runner_class(group[0]["impl"]).preload_allocator(group[0]) else None
+            rows.extend(run_group(group, worker_env(group[0]["backend"], preload), args.timeout, log, on_row))
+    finally:
+        for cls in RUNNERS:
+            cls.cleanup(args)
     machine.update(load_average_after=load_average(), wall_time_s=time.perf_counter() - start)
     print_report(machine, rows, args.json, targets=[] if "videomae" not in args.models or args.quick else None)
     if log:

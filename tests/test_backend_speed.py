@@ -28,7 +28,8 @@ def test_backend_speed_quick_writes_json(tmp_path):
     backend = keras.backend.backend()
     out = tmp_path / "speed.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--backends", backend, "--repeats", "2"],
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--backends", backend, "--repeats", "2",
+         "--exported", "none"],  # the exported runtimes' rows: tests/test_export_benchmark.py
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -242,6 +242,33 @@ def test_cli_export_then_predict_exported(run_dir, clip_paths, tmp_path, capsys)
     assert "exists (pass --overwrite)" in capsys.readouterr().err
 
 
+def test_predict_exported_precision(run_dir, clip_paths, tmp_path, capsys):
+    """predict --exported --precision bfloat16 runs OpenVINO in bf16: the
+    float32 labels, probabilities within bf16's error; a runtime without a
+    precision setting is one clear line."""
+    from keras_har import cli
+
+    if BACKEND not in export.EXPORTING_BACKENDS["openvino"]:
+        pytest.skip(f"{BACKEND} does not export OpenVINO")
+    pytest.importorskip("openvino")
+    path = output_path(tmp_path, "openvino")
+    assert cli.main(["export", "--run-dir", str(run_dir), "--format", "openvino", "--output", str(path)]) == 0
+    args = ["predict", *clip_paths, "--exported", str(path), "--json", "--top-k", "3"]
+    full = cli_json(capsys, args)
+    half = cli_json(capsys, args + ["--precision", "bfloat16"])
+    for f, h in zip(full, half):
+        if f["top"][0]["probability"] - f["top"][1]["probability"] > 0.02:  # a margin bf16 cannot flip
+            assert h["top"][0]["label"] == f["top"][0]["label"]
+        probs = {t["label"]: t["probability"] for t in f["top"]}
+        for t in h["top"]:
+            if t["label"] in probs:
+                assert abs(t["probability"] - probs[t["label"]]) < 2e-2, (t, f["top"])
+    capsys.readouterr()
+    assert cli.main(args + ["--precision", "bfloat16", "--runtime", "onnxruntime"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is for OpenVINO" in err[0], err
+
+
 def test_cli_export_errors_are_one_line(run_dir, clip_paths, tmp_path, capsys):
     from keras_har import cli
 
@@ -263,6 +290,7 @@ def test_cli_export_errors_are_one_line(run_dir, clip_paths, tmp_path, capsys):
         (["--exported", str(tmp_path / "none.onnx")], "none.onnx: no such file"),
         (["--exported", "m.onnx", "--run-dir", str(run_dir)], "not both"),
         (["--run-dir", str(run_dir), "--runtime", "onnxruntime"], "--runtime is for --exported"),
+        (["--run-dir", str(run_dir), "--precision", "bfloat16"], "--precision is for --exported"),
         (["--run-dir", str(run_dir), "--stride", "1"], "--stride is for --window"),
         (["--run-dir", str(run_dir), "--window", "1", "--views", "official"], "--window takes"),
     ]:

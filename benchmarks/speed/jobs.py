@@ -67,6 +67,10 @@ def run_job(job):
                 device=runner.device(), framework=runner.framework_version(), params=int(params),
                 gflop_per_clip_forward=flops / 1e9, matmul_peak_gflops=matmul_peak,
                 optimizer=runner.optimizer_name)
+    try:
+        base.update(runner.extra_fields(cfg))
+    except Exception as exc:  # noqa: BLE001 - reported in the rows, the timing still runs
+        base["extra_fields_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     for name, batch in job_modes(job):
         row = dict(base, mode=name, batch_size=batch)
         timed = mode(name)
@@ -79,7 +83,7 @@ def run_job(job):
                 clips_per_s=batch / steady, step_time_s=steady, first_call_s=first,
                 compile_time_s=max(0.0, first - steady), timed_calls=n,
                 achieved_gflops=call_flops / steady / 1e9,
-                peak_fraction=call_flops / steady / 1e9 / matmul_peak,
+                peak_fraction=call_flops / steady / 1e9 / matmul_peak if matmul_peak else None,
             )
         except Exception as exc:  # noqa: BLE001 - a failed setting is a row, not a crash
             row.update(error=f"{type(exc).__name__}: {str(exc)[:300]}")

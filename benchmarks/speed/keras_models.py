@@ -134,17 +134,7 @@ class KerasImpl(Runner):
     def build(self, model, cfg, dtype):
         policy = dtype  # "float32" or "mixed_bfloat16"
         if model == "videomae":
-            from keras_har.models.videomae_backbone import VideoMAEBackbone
-            from keras_har.models.videomae_classifier import VideoMAEClassifier
-
-            backbone = VideoMAEBackbone(
-                image_size=cfg["image_size"], patch_size=cfg["patch_size"], num_frames=cfg["num_frames"],
-                tubelet_size=cfg["tubelet_size"], hidden_size=cfg["hidden_size"],
-                num_layers=cfg["num_layers"], num_heads=cfg["num_heads"],
-                intermediate_size=cfg["intermediate_size"], hidden_act="gelu", use_qv_bias=True,
-                layer_norm_eps=1e-12, use_mean_pooling=True, dtype=policy,
-            )
-            net = VideoMAEClassifier(backbone, num_classes=NUM_CLASSES)
+            net = videomae_classifier(cfg, policy)
         else:
             import keras_hub
 
@@ -189,6 +179,22 @@ class KerasImpl(Runner):
         size = cfg["image_size"]
         return np.random.default_rng(batch).standard_normal(
             (batch, cfg["num_frames"], size, size, 3)).astype("float32")
+
+
+def videomae_classifier(cfg, policy):
+    """keras-har's VideoMAE classifier at `cfg` (transformers' VideoMAEConfig
+    conventions) under the dtype policy `policy`; also what the exported rows export."""
+    from keras_har.models.videomae_backbone import VideoMAEBackbone
+    from keras_har.models.videomae_classifier import VideoMAEClassifier
+
+    backbone = VideoMAEBackbone(
+        image_size=cfg["image_size"], patch_size=cfg["patch_size"], num_frames=cfg["num_frames"],
+        tubelet_size=cfg["tubelet_size"], hidden_size=cfg["hidden_size"],
+        num_layers=cfg["num_layers"], num_heads=cfg["num_heads"],
+        intermediate_size=cfg["intermediate_size"], hidden_act="gelu", use_qv_bias=True,
+        layer_norm_eps=1e-12, use_mean_pooling=True, dtype=policy,
+    )
+    return VideoMAEClassifier(backbone, num_classes=NUM_CLASSES)
 
 
 def use_einsum_attention():

@@ -5,13 +5,14 @@ one batch size. Everything else (planning the jobs, worker processes, timing,
 FLOPs, ratios to the reference, the pooled matmul peaks, the table, the JSON)
 is generic, so a new kind of row is one new class or function plus a line here:
 
-- A new implementation, e.g. exported runtimes (ONNX Runtime, OpenVINO, TF
-  SavedModel, LiteRT): a `runner.Runner` subclass in its own module (say
-  `speed/exported_runtimes.py`) with `impls` naming its rows, `make_jobs`
+- A new implementation (as the exported runtimes -- ONNX Runtime, OpenVINO,
+  TF SavedModel, LiteRT -- were added): a `runner.Runner` subclass in its own
+  module (`speed/exported_runtimes.py`) with `impls` naming its rows, `make_jobs`
   (which jobs a run has; a flag it reads is added to backend_speed.py's parser,
   and an inference-only runner gives its jobs `train: False`),
-  `matmul_kernels` (whose matmul peak its rows are compared with) and the
-  worker-side methods; then append it to RUNNERS. Each job runs in a worker
+  `matmul_kernels` (whose matmul peak its rows are compared with), optionally
+  `cleanup` (after the run) and `extra_fields` (measured once per job, e.g. an
+  accuracy cost) and the worker-side methods; then append it to RUNNERS. Each job runs in a worker
   whose KERAS_BACKEND is the job's `backend`.
 - A new mode, e.g. `pretrain` (a VideoMAE pre-training step against
   transformers' VideoMAEForPreTraining): a `runner.Mode` whose `step(runner,
@@ -25,11 +26,12 @@ is generic, so a new kind of row is one new class or function plus a line here:
 A mode's rows run in their own worker process in full runs (jobs.split_by_mode).
 """
 
+from speed.exported_runtimes import ExportedRuntime
 from speed.keras_models import KerasImpl
 from speed.runner import INFERENCE, TRAIN
 from speed.torch_references import TorchReference
 
-RUNNERS = (KerasImpl, TorchReference)  # each model's jobs are made in this order
+RUNNERS = (KerasImpl, TorchReference, ExportedRuntime)  # each model's jobs are made in this order
 MODES = (INFERENCE, TRAIN)  # a job's rows come in this order
 
 

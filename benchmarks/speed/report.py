@@ -49,7 +49,11 @@ def pool_matmul_peaks(rows):
 
 
 def _setting(r):
-    return f"{r['backend']}/{r['variant']} {r['dtype']}" if r["impl"] == "keras_har" else f"{r['impl']} {r['dtype']}"
+    if r["impl"] == "keras_har":
+        return f"{r['backend']}/{r['variant']} {r['dtype']}"
+    if r["impl"] == "exported":
+        return f"exported {r['variant']} {r['dtype']}"
+    return f"{r['impl']} {r['dtype']}"
 
 
 def check_targets(rows, model="videomae"):
@@ -80,6 +84,11 @@ def check_targets(rows, model="videomae"):
             best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="float32")))
         add(f"inference b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0, ours,
             best(pick(impl=ref_impl, mode="inference", batch_size=b)))
+    for b in INFER_BATCHES:  # issue 19: any backend or exported runtime, against the cast-to-bf16 reference
+        add(f"inference b{b}: fastest keras-har path (any backend or exported runtime) >= 1.3x "
+            f"{ref_impl} bfloat16 (model cast)", 1.3,
+            best([r for r in pick(mode="inference", batch_size=b) if r["impl"] in ("keras_har", "exported")]),
+            best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="bfloat16")))
     add(f"train b{TRAIN_BATCH}: jax float32 >= 1.3x {ref_impl} float32", 1.3,
         best(pick(impl="keras_har", backend="jax", dtype="float32", mode="train")),
         best(pick(impl=ref_impl, dtype="float32", mode="train")))
@@ -104,24 +113,38 @@ def targets_markdown(targets):
 
 def markdown_table(rows):
     head = ("| model | impl | backend | variant | dtype | mode | batch | clips/s | vs ref | step s "
-            "| GFLOP/s | % of matmul peak | matmul peak GFLOP/s | compile s | peak RSS MB |")
+            "| GFLOP/s | % of matmul peak | matmul peak GFLOP/s | compile s | peak RSS MB "
+            "| vs float32: max abs dlogit, top-1 agree (clips) |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         if "clips_per_s" not in r:
             lines.append(f"| {r['model']} | {r['impl']} | {r['backend']} | {r['variant']} | {r['dtype']} "
                          f"| {r['mode']} | {r['batch_size']} | failed: {r.get('error', '')[:80]} "
-                         "| | | | | | | |")
+                         "| | | | | | | | |")
             continue
         ratio = f"{r['ratio_vs_reference']:.2f}x" if r.get("ratio_vs_reference") else "-"
         rss = f"{r['peak_rss_mb']:.0f}"
         if r.get("device_peak_mb"):
             rss += f" (device {r['device_peak_mb']:.0f})"
+        fraction = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") is not None else "-"
+        peak = f"{r['matmul_peak_gflops']:.0f}" if r.get("matmul_peak_gflops") else "-"
         lines.append(
             f"| {r['model']} | {r['impl']} | {r['backend']} | {r['variant']} | {r['dtype']} | {r['mode']} "
             f"| {r['batch_size']} | {r['clips_per_s']:.3g} | {ratio} | {r['step_time_s']:.3g} "
-            f"| {r['achieved_gflops']:.0f} | {100 * r['peak_fraction']:.0f}% | {r['matmul_peak_gflops']:.0f} "
-            f"| {r['compile_time_s']:.1f} | {rss} |")
+            f"| {r['achieved_gflops']:.0f} | {fraction} | {peak} "
+            f"| {r['compile_time_s']:.1f} | {rss} | {accuracy_cell(r)} |")
     return "\n".join(lines)
+
+
+def accuracy_cell(r):
+    """The accuracy cost of a reduced-precision exported row against float32."""
+    if "max_logit_diff" in r:
+        return f"{r['max_logit_diff']:.2g}, {r['top1_agreement']:.3f} ({r['accuracy_clips']})"
+    if r.get("accuracy_reference"):
+        return f"(the reference, {r['accuracy_clips']} clips)"
+    if r.get("extra_fields_error"):
+        return "failed: " + r["extra_fields_error"][:60]
+    return ""
 
 
 def progress_line(row, done, total, start):
@@ -129,9 +152,10 @@ def progress_line(row, done, total, start):
             f"{row['backend']}/{row['variant']} {row['dtype']} {row['mode']} b{row['batch_size']}: ")
     if "clips_per_s" not in row:
         return head + "failed: " + row.get("error", "")[:200]
+    accuracy = f", vs float32 {accuracy_cell(row)}" if accuracy_cell(row) else ""
     return head + (f"{row['clips_per_s']:.3g} clips/s, {row['step_time_s']:.3g} s/step, "
                    f"compile {row['compile_time_s']:.1f} s, RSS {row['peak_rss_mb'] / 1024:.1f} GB, "
-                   f"load {os.getloadavg()[0]:.1f}")
+                   f"load {os.getloadavg()[0]:.1f}{accuracy}")
 
 
 def print_report(machine, rows, json_path=None, targets=None):

@@ -44,6 +44,23 @@ class Runner(abc.ABC):
     def device(self):
         """Where the model runs, e.g. "cpu" or "cuda:<name>"."""
 
+    @classmethod
+    def preload_allocator(cls, job):
+        """Whether this job's worker may run with the run's preloaded malloc
+        (tcmalloc); False for a library that breaks under it."""
+        return True
+
+    @classmethod
+    def cleanup(cls, args):
+        """After the run, in the driver: removes what `make_jobs` left behind
+        (e.g. a temporary directory)."""
+
+    def extra_fields(self, cfg):
+        """Fields added to each of the job's rows, measured once after `build`
+        (e.g. an accuracy cost); a failure is reported in the rows as
+        `extra_fields_error`."""
+        return {}
+
     def device_peak_mb(self):
         """Peak accelerator memory of this process (None on the CPU)."""
         return None
@@ -57,7 +74,9 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def matmul_peak(self, dtype, size):
-        """Best GFLOP/s of a size^2 matmul in this framework and dtype."""
+        """Best GFLOP/s of a size^2 matmul in this framework and dtype (None:
+        no matmul to time, e.g. a runtime that only runs a model file; the
+        rows then have no peak fraction)."""
 
     @abc.abstractmethod
     def build(self, model, cfg, dtype):
