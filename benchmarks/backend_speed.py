@@ -13,7 +13,12 @@ each under jax, torch and tensorflow (every backend / reference in its own
 subprocess: Keras fixes its backend per process), in float32 and mixed
 bfloat16 (the references: float32, bfloat16 autocast, and the whole model cast
 to bfloat16 for inference), for inference (batch 1 and 4) and a training step
-(batch 2, AdamW with global clip norm 1.0, cross-entropy);
+(batch 2, AdamW with global clip norm 1.0, cross-entropy). With `--modes
+...,pretrain2`, also a VideoMAE pre-training step at batch 2 (`pretrain`:
+keras-har's `VideoMAEPretrainer` on the same encoder, decoder width 384 depth 4,
+90% tube mask, its masked-pixel loss, the same optimizer, against transformers'
+`VideoMAEForPreTraining` on the same mask, float32 and bfloat16 autocast), and
+its speed-up over the fine-tuning step (`train`) of the same setting;
 
 - `exported` (when tensorflow is in --backends): the same VideoMAE exported by
   keras-har and run, inference only, by ONNX Runtime (float32, int8), OpenVINO
@@ -31,7 +36,8 @@ to bfloat16 for inference), for inference (batch 1 and 4) and a training step
 Columns: clips/s, the ratio to the reference (transformers / timm float32 eager,
 same mode and batch), achieved GFLOP/s (analytic model FLOPs: patch embedding
 + per layer 8*N*d^2 (qkv + proj) + 4*N^2*d (attention) + 4*N*d*m (MLP); x3 for
-a training step) and its fraction of the same framework's measured matmul peak
+a training step; for `pretrain` the encoder on the visible tokens, the decoder on
+all of them, the head on the masked ones, x3) and its fraction of the same framework's measured matmul peak
 for that dtype (a 2048^2 matmul timed in every worker, compiled the way the
 row is: XLA for jax and tensorflow `xla`; the best reading of the run per
 framework, kernels and dtype, as one reading varies up to 2x), peak RSS of the subprocess (and the
@@ -62,7 +68,7 @@ save start-up time.
 
 `--json` writes {"machine": {...}, "results": [{"model", "impl", "backend",
 "dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference", ...}],
-"targets": [...]}; `--report PATH` prints a saved one's table again. `--quick`
+"targets": [...], "pretrain_speedups": [...]}; `--report PATH` prints a saved one's table again. `--quick`
 uses tiny configs and finishes in well under 2 minutes. Runs on a GPU
 unchanged when the framework finds one (each row reports its device; the
 CPU-only settings -- allocator, XLA:CPU flags -- do not matter there).
@@ -100,7 +106,8 @@ def main(argv=None):
     parser.add_argument("--variants", default="",
                         help="extra jit variants, e.g. torch:compile,tensorflow:graph,jax:xla+einsum_attention")
     parser.add_argument("--modes", default="inference1,inference4,train2",
-                        help="which of inference1,inference4,train2 to time")
+                        help="which of inference1,inference4,train2,pretrain2 to time (pretrain2: VideoMAE "
+                             "pre-training, compared with train2 of the same setting when both are timed)")
     parser.add_argument("--dtypes", default="float32,mixed_bfloat16,bfloat16,int8",
                         help="keras_har runs float32 / mixed_bfloat16; the references also bfloat16; "
                              "the exported runtimes float32, bfloat16 (OpenVINO), int8 (ONNX Runtime, LiteRT)")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "backend_speed.py"
 ROW_KEYS = {"model", "impl", "backend", "dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference",
@@ -29,7 +30,7 @@ def test_backend_speed_quick_writes_json(tmp_path):
     out = tmp_path / "speed.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--json", str(out), "--backends", backend, "--repeats", "2",
-         "--exported", "none"],  # the exported runtimes' rows: tests/test_export_benchmark.py
+         "--exported", "none", "--modes", "inference1,inference4,train2,pretrain2"],  # exported rows: tests/test_export_benchmark.py
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -45,6 +46,25 @@ def test_backend_speed_quick_writes_json(tmp_path):
             assert (model, ref, "torch", "float32", mode, batch) in keys
             assert (model, "keras_har", backend, "float32", mode, batch) in keys
             assert (model, "keras_har", backend, "mixed_bfloat16", mode, batch) in keys
+    # The pre-training step: keras-har's VideoMAEPretrainer beside transformers' VideoMAEForPreTraining
+    # (float32 and autocast; not the bfloat16 cast, which does not train), VideoMAE only.
+    pretrain = {k for k in keys if k[4] == "pretrain"}
+    assert pretrain == {("videomae", "keras_har", backend, "float32", "pretrain", 2),
+                        ("videomae", "keras_har", backend, "mixed_bfloat16", "pretrain", 2),
+                        ("videomae", "transformers", "torch", "float32", "pretrain", 2),
+                        ("videomae", "transformers", "torch", "mixed_bfloat16", "pretrain", 2)}
+    by_key = {(r["impl"], r["backend"], r["dtype"], r["mode"]): r for r in rows if r["model"] == "videomae"}
+    for impl, b, dtype, _ in [k for k in by_key if k[3] == "pretrain"]:
+        pre, fine = by_key[impl, b, dtype, "pretrain"], by_key[impl, b, dtype, "train"]
+        # Its FLOPs are its own (the encoder sees 1 token in 8 here), not 3x the classifier's forward.
+        assert fine["gflop_per_clip_step"] == pytest.approx(3 * fine["gflop_per_clip_forward"])
+        assert 0 < pre["gflop_per_clip_step"] < fine["gflop_per_clip_step"]
+    speedups = {(s["impl"], s["backend"], s["dtype"]): s for s in report["pretrain_speedups"]}
+    assert set(speedups) == {(impl, b, dtype) for impl, b, dtype, mode in by_key if mode == "pretrain"}
+    for (impl, b, dtype), s in speedups.items():
+        pre, fine = by_key[impl, b, dtype, "pretrain"], by_key[impl, b, dtype, "train"]
+        assert abs(s["speedup"] - fine["step_time_s"] / pre["step_time_s"]) < 1e-9 * s["speedup"]
+    assert "Pre-training step vs fine-tuning step" in proc.stdout
     refs = [r for r in rows if r["impl"] in ("transformers", "timm") and r["dtype"] == "float32"]
     assert all(abs(r["ratio_vs_reference"] - 1.0) < 1e-9 for r in refs)
     assert all(r["ratio_vs_reference"] > 0 for r in rows)
@@ -59,6 +79,7 @@ def test_backend_speed_quick_writes_json(tmp_path):
     table = [line for line in again.stdout.splitlines() if line.startswith(("| videomae ", "| vit "))]
     assert len(table) == len(rows) and not again.stderr.startswith("[")
     assert table == [line for line in proc.stdout.splitlines() if line.startswith(("| videomae ", "| vit "))]
+    assert "Pre-training step vs fine-tuning step" in again.stdout
 
 
 def test_report_of_a_bad_file_is_one_clear_error(tmp_path):
@@ -127,6 +148,47 @@ def test_targets_read_the_right_rows():
     assert torch_train["value"] is None and torch_train["met"] is None  # only a compile row: not measured
     assert by_name["inference b4: fastest keras_har >= 2.0x transformers float32"]["met"] is None
     assert "| **no** |" not in report.targets_markdown(report.check_targets(rows)[:2])
+
+
+def test_pretrain_targets_compare_the_same_setting():
+    """The pre-training targets: keras-har's fastest pre-training step against
+    transformers' best, and each keras-har setting's pre-training step against
+    the fine-tuning step of the same backend, variant and dtype; a default run
+    (no pre-training rows) has no pre-training targets."""
+    report = load_speed_module("report")
+
+    def row(impl, backend, variant, dtype, mode, step_s):
+        return dict(model="videomae", impl=impl, backend=backend, variant=variant, dtype=dtype, mode=mode,
+                    batch_size=2, clips_per_s=2 / step_s, step_time_s=step_s)
+
+    rows = [
+        row("transformers", "torch", "eager", "float32", "train", 16.0),
+        row("transformers", "torch", "eager", "float32", "pretrain", 4.0),
+        row("transformers", "torch", "eager", "mixed_bfloat16", "train", 9.0),
+        row("transformers", "torch", "eager", "mixed_bfloat16", "pretrain", 3.0),
+        row("keras_har", "jax", "xla", "float32", "train", 24.0),
+        row("keras_har", "jax", "xla", "float32", "pretrain", 4.0),
+        row("keras_har", "torch", "eager", "mixed_bfloat16", "train", 8.0),
+        row("keras_har", "torch", "eager", "mixed_bfloat16", "pretrain", 2.5),
+        row("keras_har", "tensorflow", "graph", "float32", "pretrain", 5.0),  # no train row of its own
+        row("keras_har", "tensorflow", "xla", "float32", "train", 15.0),
+    ]
+    by_name = {t["target"]: t for t in report.check_targets(rows)}
+    best = by_name["pretrain b2: fastest keras_har >= 1.0x the best transformers setting"]
+    assert abs(best["value"] - 3.0 / 2.5) < 1e-9 and best["met"]
+    assert (best["ours"], best["reference"]) == ("torch/eager mixed_bfloat16", "transformers mixed_bfloat16")
+    jax32 = by_name["pretrain b2 jax/xla float32: >= 4.0x a fine-tuning step (train b2), same setting"]
+    assert abs(jax32["value"] - 6.0) < 1e-9 and jax32["met"] and jax32["reference"] == "jax/xla float32 train"
+    torch_bf16 = by_name["pretrain b2 torch/eager mixed_bfloat16: >= 4.0x a fine-tuning step (train b2), same setting"]
+    assert abs(torch_bf16["value"] - 3.2) < 1e-9 and torch_bf16["met"] is False
+    graph = by_name["pretrain b2 tensorflow/graph float32: >= 4.0x a fine-tuning step (train b2), same setting"]
+    assert graph["value"] is None and graph["met"] is None  # the tensorflow xla train row is another setting
+    speedups = {s["setting"]: s["speedup"] for s in report.pretrain_speedups(rows)}
+    assert speedups == pytest.approx({"transformers float32": 4.0, "transformers mixed_bfloat16": 3.0,
+                                      "jax/xla float32": 6.0, "torch/eager mixed_bfloat16": 3.2})
+    default_run = [r for r in rows if r["mode"] != "pretrain"]
+    assert not any("pretrain" in t["target"] for t in report.check_targets(default_run))
+    assert report.pretrain_speedups(default_run) == []
 
 
 def test_einsum_attention_experiment_swaps_the_op_videomae_calls(monkeypatch):

@@ -25,8 +25,8 @@ def make_jobs(args):
 
 def job_modes(job):
     """The (mode, batch) pairs a job times, in order."""
-    return [(m.name, b) for m in MODES if job.get("train", True) or not m.training for b in m.batches
-            if f"{m.name}{b}" in job.get("modes", f"{m.name}{b}")]
+    return [(m.name, b) for m in MODES if (job.get("train", True) or not m.training) and m.applies_to(job["model"])
+            for b in m.batches if f"{m.name}{b}" in job.get("modes", f"{m.name}{b}")]
 
 
 def split_by_mode(job):
@@ -80,6 +80,7 @@ def run_job(job):
             first, steady, n = time_calls(fn, job["repeats"], job["budget_s"], runner.sync)
             call_flops = timed.clip_flops(model, cfg) * batch
             row.update(
+                gflop_per_clip_step=call_flops / batch / 1e9,
                 clips_per_s=batch / steady, step_time_s=steady, first_call_s=first,
                 compile_time_s=max(0.0, first - steady), timed_calls=n,
                 achieved_gflops=call_flops / steady / 1e9,

@@ -146,20 +146,22 @@ class KerasImpl(Runner):
                 mlp_dim=cfg["intermediate_size"], layer_norm_epsilon=1e-6, dtype=policy,
             )
             net = MeanPooledViTClassifier(backbone=backbone, num_classes=NUM_CLASSES)
-        self.net = net
+        self.net, self.model = net, model
         return net.count_params()
+
+    def _optimizer(self, net):
+        """The training steps' optimizer (the same for fine-tuning and pre-training)."""
+        if self.optimizer == "grouped":
+            from keras_har.training.optimizers import build_adamw
+
+            return build_adamw(net, learning_rate=1e-4, weight_decay=0.05, clip_norm=1.0)
+        return self.keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.05, global_clipnorm=1.0)
 
     def compile(self, training):
         keras = self.keras
         if training:
-            if self.optimizer == "grouped":
-                from keras_har.training.optimizers import build_adamw
-
-                opt = build_adamw(self.net, learning_rate=1e-4, weight_decay=0.05, clip_norm=1.0)
-            else:
-                opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.05, global_clipnorm=1.0)
-            self.net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                             jit_compile=self.jit)
+            self.net.compile(optimizer=self._optimizer(self.net),
+                             loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=self.jit)
         else:
             self.net.compile(jit_compile=self.jit)
 
@@ -171,6 +173,29 @@ class KerasImpl(Runner):
     def train_fn(self, videos, labels):
         net = self.net
         return lambda: net.train_on_batch(videos, labels)
+
+    def pretrain_fn(self, cfg, videos, bool_masked_pos):
+        """`VideoMAEPretrainer` on the classifier's backbone (the same encoder
+        and dtype policy; the decoder of `cfg`, tube masking at the mask's
+        ratio), `train_on_batch` with its own loss and the training steps'
+        optimizer."""
+        if self.model != "videomae":
+            raise NotImplementedError(f"no pre-training step for {self.model!r}")
+        from keras_har.models import VideoMAEPretrainer
+        from speed.configs import PRETRAIN_MASK_RATIO, PRETRAIN_MASKING
+
+        net = VideoMAEPretrainer(
+            self.net.backbone, decoder_hidden_size=cfg["decoder_hidden_size"],
+            decoder_num_hidden_layers=cfg["decoder_num_hidden_layers"],
+            decoder_num_attention_heads=cfg["decoder_num_attention_heads"],
+            decoder_intermediate_size=cfg["decoder_intermediate_size"],
+            mask_ratio=PRETRAIN_MASK_RATIO, masking=PRETRAIN_MASKING,
+        )
+        net.check_mask(bool_masked_pos)
+        net.compile(optimizer=self._optimizer(net), jit_compile=self.jit)
+        self.pretrainer = net
+        inputs = {"videos": videos, "bool_masked_pos": bool_masked_pos}
+        return lambda: net.train_on_batch(inputs)
 
     @staticmethod
     def videos(cfg, batch):

@@ -14,25 +14,26 @@ is generic, so a new kind of row is one new class or function plus a line here:
   `cleanup` (after the run) and `extra_fields` (measured once per job, e.g. an
   accuracy cost) and the worker-side methods; then append it to RUNNERS. Each job runs in a worker
   whose KERAS_BACKEND is the job's `backend`.
-- A new mode, e.g. `pretrain` (a VideoMAE pre-training step against
-  transformers' VideoMAEForPreTraining): a `runner.Mode` whose `step(runner,
-  cfg, batch)` returns the callable to time (e.g. from a `pretrain_fn` that
-  KerasImpl and TorchReference then implement; it may raise for a model it
-  does not cover, and that row reports the error) and, as its FLOPs are not a
-  multiple of the classifier's forward pass, its own `clip_flops`; appended to
-  MODES, it is selected with `--modes pretrain<batch>`, so the default modes
-  are unchanged.
+- A new mode: a `runner.Mode` whose `step(runner, cfg, batch)` returns the
+  callable to time (from a `Runner` method that the runners implement; it may
+  raise for a setting it does not cover, and that row reports the error),
+  `models` if it applies to some models only, and its own `clip_flops` if its
+  FLOPs are not a multiple of the classifier's forward pass; appended to
+  MODES, it is selected with `--modes <name><batch>`, so the default modes
+  are unchanged. `runner.PRETRAIN` is one: a VideoMAE pre-training step
+  (`Runner.pretrain_fn`, implemented by KerasImpl and TorchReference) against
+  transformers' VideoMAEForPreTraining, `--modes pretrain2`.
 
 A mode's rows run in their own worker process in full runs (jobs.split_by_mode).
 """
 
 from speed.exported_runtimes import ExportedRuntime
 from speed.keras_models import KerasImpl
-from speed.runner import INFERENCE, TRAIN
+from speed.runner import INFERENCE, PRETRAIN, TRAIN
 from speed.torch_references import TorchReference
 
 RUNNERS = (KerasImpl, TorchReference, ExportedRuntime)  # each model's jobs are made in this order
-MODES = (INFERENCE, TRAIN)  # a job's rows come in this order
+MODES = (INFERENCE, TRAIN, PRETRAIN)  # a job's rows come in this order
 
 
 IMPLS = {impl: cls for cls in RUNNERS for impl in cls.impls}  # a row's impl -> its Runner class

@@ -6,7 +6,7 @@ import os
 import pathlib
 import time
 
-from speed.configs import INFER_BATCHES, REFERENCE_IMPL, TRAIN_BATCH
+from speed.configs import INFER_BATCHES, PRETRAIN_BATCH, REFERENCE_IMPL, TRAIN_BATCH
 from speed.registry import IMPLS
 
 
@@ -56,10 +56,40 @@ def _setting(r):
     return f"{r['impl']} {r['dtype']}"
 
 
+def same_setting(r):
+    """The keys that make two rows of different modes the same setting."""
+    return r["model"], r["impl"], r["backend"], r["variant"], r["dtype"]
+
+
+def pretrain_speedups(rows, model="videomae"):
+    """Per setting with both rows in this run: a pre-training step's clips/s
+    over a fine-tuning step's (the `train` row of the same model, impl,
+    backend, variant and dtype at the same batch)."""
+    train = {same_setting(r): r for r in rows if r["model"] == model and r["mode"] == "train"
+             and r["batch_size"] == PRETRAIN_BATCH and "clips_per_s" in r}
+    out = []
+    for r in rows:
+        if r["model"] == model and r["mode"] == "pretrain" and "clips_per_s" in r and same_setting(r) in train:
+            t = train[same_setting(r)]
+            out.append(dict(setting=_setting(r), impl=r["impl"], backend=r["backend"], variant=r["variant"],
+                            dtype=r["dtype"], batch_size=r["batch_size"], pretrain_step_s=r["step_time_s"],
+                            train_step_s=t["step_time_s"], speedup=r["clips_per_s"] / t["clips_per_s"]))
+    return out
+
+
+def pretrain_speedups_markdown(speedups):
+    lines = ["| setting | pre-training step s | fine-tuning step s | pre-training speed-up |", "|---|---|---|---|"]
+    for s in speedups:
+        lines.append(f"| {s['setting']} | {s['pretrain_step_s']:.3g} | {s['train_step_s']:.3g} | {s['speedup']:.2f}x |")
+    return "\n".join(lines)
+
+
 def check_targets(rows, model="videomae"):
     """The issue's targets, from the rows of this run (a target whose rows are
-    missing is reported as not measured)."""
+    missing is reported as not measured; the targets of a mode with no row in
+    the run at all are left out, e.g. the pre-training ones of a default run)."""
     ok = [r for r in rows if r["model"] == model and "clips_per_s" in r]
+    modes = {r["mode"] for r in rows if r["model"] == model}
     ref_impl = REFERENCE_IMPL[model]
 
     def pick(**kw):
@@ -70,31 +100,46 @@ def check_targets(rows, model="videomae"):
 
     targets = []
 
-    def add(name, threshold, ours, theirs):
+    def add(name, threshold, ours, theirs, label=_setting):
         value = ours["clips_per_s"] / theirs["clips_per_s"] if ours and theirs else None
         targets.append(dict(
             target=name, threshold=threshold, value=value,
             met=None if value is None else value >= threshold,
-            ours=_setting(ours) if ours else None, reference=_setting(theirs) if theirs else None,
+            ours=label(ours) if ours else None, reference=label(theirs) if theirs else None,
             ours_clips_per_s=ours and ours["clips_per_s"], reference_clips_per_s=theirs and theirs["clips_per_s"]))
 
-    for b in INFER_BATCHES:
+    if "pretrain" in modes:
+        b = PRETRAIN_BATCH
+        add(f"pretrain b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0,
+            best(pick(impl="keras_har", mode="pretrain", batch_size=b)),
+            best(pick(impl=ref_impl, mode="pretrain", batch_size=b)))
+        # Same backend, variant and dtype: the pre-training step against the fine-tuning (train) step.
+        settings = dict.fromkeys(same_setting(r) for r in rows if r["model"] == model and r["impl"] == "keras_har"
+                                 and r["mode"] == "pretrain" and r["batch_size"] == b)
+        for _, impl, backend, variant, dtype in settings:
+            same = dict(impl=impl, backend=backend, variant=variant, dtype=dtype, batch_size=b)
+            add(f"pretrain b{b} {backend}/{variant} {dtype}: >= 4.0x a fine-tuning step (train b{b}), same setting",
+                4.0, best(pick(mode="pretrain", **same)), best(pick(mode="train", **same)),
+                label=lambda r: f"{_setting(r)} {r['mode']}")
+    for b in INFER_BATCHES if "inference" in modes else ():
         ours = best(pick(impl="keras_har", mode="inference", batch_size=b))
         add(f"inference b{b}: fastest keras_har >= 2.0x {ref_impl} float32", 2.0, ours,
             best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="float32")))
         add(f"inference b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0, ours,
             best(pick(impl=ref_impl, mode="inference", batch_size=b)))
-    for b in INFER_BATCHES:  # issue 19: any backend or exported runtime, against the cast-to-bf16 reference
+    for b in INFER_BATCHES if "inference" in modes else ():  # issue 19: any backend or exported runtime, against the cast-to-bf16 reference
         add(f"inference b{b}: fastest keras-har path (any backend or exported runtime) >= 1.3x "
             f"{ref_impl} bfloat16 (model cast)", 1.3,
             best([r for r in pick(mode="inference", batch_size=b) if r["impl"] in ("keras_har", "exported")]),
             best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="bfloat16")))
-    add(f"train b{TRAIN_BATCH}: jax float32 >= 1.3x {ref_impl} float32", 1.3,
-        best(pick(impl="keras_har", backend="jax", dtype="float32", mode="train")),
-        best(pick(impl=ref_impl, dtype="float32", mode="train")))
+    if "train" in modes:
+        add(f"train b{TRAIN_BATCH}: jax float32 >= 1.3x {ref_impl} float32", 1.3,
+            best(pick(impl="keras_har", backend="jax", dtype="float32", mode="train")),
+            best(pick(impl=ref_impl, dtype="float32", mode="train")))
     # Same precision: float32 against float32, mixed_bfloat16 against autocast.
+    pairs = [("inference", x) for x in INFER_BATCHES] + [("train", TRAIN_BATCH)]
     for dtype in ("float32", "mixed_bfloat16"):
-        for mode, b in [("inference", x) for x in INFER_BATCHES] + [("train", TRAIN_BATCH)]:
+        for mode, b in [(m, x) for m, x in pairs if m in modes]:
             add(f"torch backend {mode} b{b} {dtype}: within 1.15x of {ref_impl} (>= 1/1.15)", 1 / 1.15,
                 best(pick(impl="keras_har", backend="torch", variant="eager", dtype=dtype, mode=mode,
                           batch_size=b)),
@@ -164,6 +209,7 @@ def print_report(machine, rows, json_path=None, targets=None):
     rows = pool_matmul_peaks(add_ratios(rows))
     if targets is None:
         targets = check_targets(rows)
+    speedups = pretrain_speedups(rows)
     print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
           f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
           f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s")
@@ -171,6 +217,9 @@ def print_report(machine, rows, json_path=None, targets=None):
     if targets:
         print("\nTargets (VideoMAE-B, this run):\n")
         print(targets_markdown(targets))
+    if speedups:
+        print(f"\nPre-training step vs fine-tuning step (VideoMAE, batch {PRETRAIN_BATCH}, same setting, this run):\n")
+        print(pretrain_speedups_markdown(speedups))
     if json_path:
-        pathlib.Path(json_path).write_text(json.dumps({"machine": machine, "results": rows, "targets": targets},
-                                                      indent=1))
+        pathlib.Path(json_path).write_text(json.dumps(
+            {"machine": machine, "results": rows, "targets": targets, "pretrain_speedups": speedups}, indent=1))

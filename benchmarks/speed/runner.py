@@ -1,12 +1,14 @@
 """What every kind of benchmark row implements (`Runner`) and what a timed step
-is (`Mode`); the built-in modes `INFERENCE` and `TRAIN`. `registry.py` lists
-the runners and modes a run uses."""
+is (`Mode`); the built-in modes `INFERENCE`, `TRAIN` and `PRETRAIN` (VideoMAE
+masked-autoencoder pre-training, `--modes pretrain2`). `registry.py` lists the
+runners and modes a run uses."""
 
 import abc
 import dataclasses
 from typing import Callable
 
-from speed.configs import INFER_BATCHES, NUM_CLASSES, TRAIN_BATCH, model_flops
+from speed.configs import (INFER_BATCHES, NUM_CLASSES, PRETRAIN_BATCH, PRETRAIN_MASK_RATIO, PRETRAIN_MASKING,
+                           TRAIN_BATCH, model_flops, pretrain_flops)
 
 
 class Runner(abc.ABC):
@@ -98,20 +100,31 @@ class Runner(abc.ABC):
         """The training step to time (labels one-hot, float32)."""
         raise NotImplementedError(f"{type(self).__name__} has no training step")
 
+    def pretrain_fn(self, cfg, videos, bool_masked_pos):
+        """The VideoMAE pre-training step to time (forward, masked-pixel loss,
+        backward, optimizer update) for `cfg` (its `decoder_*` sizes), on the
+        given clips and `bool_masked_pos` (numpy bool, (batch, tokens))."""
+        raise NotImplementedError(f"{type(self).__name__} has no pre-training step")
+
 
 @dataclasses.dataclass(frozen=True)
 class Mode:
     """A kind of timed step: the row's `mode`, the batch sizes it runs (the
     `--modes` names are `<name><batch>`), whether it trains (the runner is
     compiled for training; jobs with `train: False` skip it), its FLOPs per clip
-    as a multiple of the forward pass, and `step(runner, cfg, batch)`, which
-    returns the callable to time."""
+    as a multiple of the forward pass, `step(runner, cfg, batch)`, which
+    returns the callable to time, and the models it applies to (None: all;
+    the other models' jobs skip it)."""
 
     name: str
     batches: tuple
     training: bool
     flops_factor: int
     step: Callable
+    models: tuple = None
+
+    def applies_to(self, model):
+        return self.models is None or model in self.models
 
     def clip_flops(self, model, cfg):
         """FLOPs of one clip's step (a mode whose step is not a multiple of the
@@ -131,5 +144,32 @@ def train_step(runner, cfg, batch):
     return runner.train_fn(videos, labels)
 
 
+class PretrainMode(Mode):
+    """VideoMAE pre-training: its FLOPs are not a multiple of the classifier's
+    forward pass (the encoder sees the visible tokens only)."""
+
+    def clip_flops(self, model, cfg):
+        return pretrain_flops(cfg, PRETRAIN_MASK_RATIO)
+
+
+def pretrain_masks(cfg, batch):
+    """The same `bool_masked_pos` (numpy, (batch, tokens)) for every row: tube
+    masks at PRETRAIN_MASK_RATIO drawn by keras-har's loader masking, seed 0."""
+    import numpy as np
+
+    from keras_har.data.masking import MaskGenerator
+
+    masks = MaskGenerator(cfg["num_frames"], cfg["image_size"], cfg["patch_size"], cfg["tubelet_size"],
+                          PRETRAIN_MASK_RATIO, PRETRAIN_MASKING)
+    rng = np.random.default_rng(0)
+    return np.stack([masks(rng) for _ in range(batch)])
+
+
+def pretrain_step(runner, cfg, batch):
+    return runner.pretrain_fn(cfg, runner.videos(cfg, batch), pretrain_masks(cfg, batch))
+
+
 INFERENCE = Mode("inference", INFER_BATCHES, training=False, flops_factor=1, step=inference_step)
 TRAIN = Mode("train", (TRAIN_BATCH,), training=True, flops_factor=3, step=train_step)
+PRETRAIN = PretrainMode("pretrain", (PRETRAIN_BATCH,), training=True, flops_factor=3, step=pretrain_step,
+                        models=("videomae",))

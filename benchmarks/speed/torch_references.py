@@ -1,6 +1,7 @@
 """The PyTorch references (`TorchReference`, the rows with impl `transformers`
-and `timm`): transformers' VideoMAEForVideoClassification and timm's ViT per
-frame + frame mean + Linear, in eager PyTorch."""
+and `timm`): transformers' VideoMAEForVideoClassification (and, for the
+`pretrain` mode, VideoMAEForPreTraining) and timm's ViT per frame + frame mean
++ Linear, in eager PyTorch."""
 
 from speed.configs import NUM_CLASSES, REFERENCE_IMPL
 from speed.runner import Runner
@@ -77,7 +78,12 @@ class TorchReference(Runner):
                 tubelet_size=cfg["tubelet_size"], hidden_size=cfg["hidden_size"],
                 num_hidden_layers=cfg["num_layers"], num_attention_heads=cfg["num_heads"],
                 intermediate_size=cfg["intermediate_size"], num_labels=NUM_CLASSES,
+                decoder_hidden_size=cfg["decoder_hidden_size"],
+                decoder_num_hidden_layers=cfg["decoder_num_hidden_layers"],
+                decoder_num_attention_heads=cfg["decoder_num_attention_heads"],
+                decoder_intermediate_size=cfg["decoder_intermediate_size"],
             )
+            self.config = config
             net = VideoMAEForVideoClassification(config)
             self.forward = lambda x: net(pixel_values=x).logits
         else:
@@ -105,7 +111,7 @@ class TorchReference(Runner):
         net = net.to(self.dev)
         if dtype == "bfloat16":
             net = net.to(torch.bfloat16)
-        self.net, self.dtype = net, dtype
+        self.net, self.dtype, self.model = net, dtype, model
         return sum(p.numel() for p in net.parameters())
 
     def compile(self, training):
@@ -147,6 +153,32 @@ class TorchReference(Runner):
                 loss = torch.nn.functional.cross_entropy(logits.float(), target)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            opt.step()
+            return loss.item()
+
+        return run
+
+    def pretrain_fn(self, cfg, videos, bool_masked_pos):
+        """transformers' VideoMAEForPreTraining (its config: the classifier's
+        plus the decoder of `cfg`; its own loss, norm_pix_loss) on the given
+        mask, with the training step's optimizer and clipping."""
+        if self.model != "videomae":
+            raise NotImplementedError(f"no pre-training step for {self.model!r}")
+        torch = self.torch
+        from transformers import VideoMAEForPreTraining
+
+        torch.manual_seed(0)
+        net = VideoMAEForPreTraining(self.config).to(self.dev).train()
+        self.pretrainer = net
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.05)
+        mask = torch.as_tensor(bool_masked_pos, device=self.dev)
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss = net(pixel_values=videos, bool_masked_pos=mask).loss
+            loss.float().backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             return loss.item()
 
