@@ -323,8 +323,12 @@ def cmd_predict(args):
             bad(path, e)
             results.append({"video": path, "error": errors[path]})
             continue
-        logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
-        probs = evaluation.softmax(logits)[0]
+        if views == "official":  # VideoMAE's protocol: the views' probabilities averaged
+            per_view = view_logits(model, x[:, None])  # (V, 1, T, S, S, 3) -> (V, C)
+            probs = evaluation.softmax(evaluation.average_views(np.asarray(per_view)[None], "softmax"))[0]
+        else:
+            logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views' logits averaged
+            probs = evaluation.softmax(logits)[0]
         top = np.argsort(-probs, kind="stable")[: args.top_k]
         results.append({
             "video": path,
