@@ -47,13 +47,17 @@ BUDGETS = {
                  videomae_epochs=16, phase2_epochs=4, pretrain_epochs=16),
     "quick": dict(train_per_class=20, test_per_class=10, base_epochs=2, more_epochs=6,
                   videomae_epochs=6, phase2_epochs=2, pretrain_epochs=3),
+    # A check that every step runs (not a measurement).
+    "smoke": dict(train_per_class=4, test_per_class=2, base_epochs=1, more_epochs=2,
+                  videomae_epochs=1, phase2_epochs=1, pretrain_epochs=1),
 }
 
 
 def ladder_steps(quick, data_root, pretrained):
     """The steps: name, recipe, flags (`pretrained` has a `{seed}` field: the
-    pre-training run's model/ directory), which result to read."""
-    b = BUDGETS["quick" if quick else "full"]
+    pre-training run's model/ directory), which result to read. `quick` is
+    True/False or a budget name."""
+    b = BUDGETS[quick if isinstance(quick, str) else ("quick" if quick else "full")]
     data = ["--synthetic", "hard", "--data-root", str(data_root)]
     base = ["baseline_vit_small", data + ["--preset", "tiny", "--epochs", str(b["base_epochs"])]]
     steps = [dict(name="per-frame crops (seed baseline)", recipe=base[0], flags=base[1])]
@@ -185,10 +189,12 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output-dir", default=None, help="default runs/seed_ladder[_quick]")
     parser.add_argument("--workers", type=int, default=0, help="loader worker processes per run.")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    budget = BUDGETS["quick" if args.quick else "full"]
-    out = pathlib.Path(args.output_dir or f"runs/seed_ladder{'_quick' if args.quick else ''}")
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    budget = BUDGETS[name]
+    out = pathlib.Path(args.output_dir or f"runs/seed_ladder{'' if name == 'full' else '_' + name}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
@@ -197,7 +203,7 @@ def main(argv=None):
     data_root = out / "data"
     ensure_synthetic_dataset(data_root, profile="hard", train_per_class=budget["train_per_class"],
                              test_per_class=budget["test_per_class"])
-    steps = ladder_steps(args.quick, data_root, str(out / "pretrain" / "seed_{seed}" / "model"))
+    steps = ladder_steps(name, data_root, str(out / "pretrain" / "seed_{seed}" / "model"))
     results, rows = {}, []
     for step in steps:
         key = step.get("same_runs_as", step["name"])
@@ -237,7 +243,7 @@ def main(argv=None):
 
     title = (f"seed ladder, hard synthetic ({rows[0]['num_videos']} test videos), seeds "
              f"{', '.join(map(str, args.seeds))}{', --quick' if args.quick else ''}; {keras.backend.backend()}")
-    (out / "ladder.json").write_text(json.dumps(dict(rows=rows, seeds=args.seeds, quick=args.quick,
+    (out / "ladder.json").write_text(json.dumps(dict(rows=rows, seeds=args.seeds, budget_name=name,
                                                      minutes=total, backend=keras.backend.backend(),
                                                      budget=budget), indent=2))
     (out / "ladder.md").write_text(table(rows) + "\n")
