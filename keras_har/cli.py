@@ -268,7 +268,9 @@ def cmd_evaluate(args):
                                 out / "confusion_matrix.png",
                                 title=f"{name}: top-1 {result['top1']:.3f}")
     skipped = f", {len(result['skipped_videos'])} unreadable skipped" if result["skipped_videos"] else ""
-    print(f"{name} ({result['num_views']} views): top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+    low, high = result["top1_ci95"]
+    print(f"{name} ({result['num_views']} views): top-1 {result['top1']:.4f} (95% CI {low:.3f}-{high:.3f})  "
+          f"top-5 {result['top5']:.4f}  "
           f"mean class accuracy {result['mean_class_accuracy']:.4f}  ({result['num_videos']} videos{skipped})")
     print(f"wrote {out / 'metrics.json'}, {out / 'evaluation.json'} and {out / 'confusion_matrix.png'}")
     return 0
@@ -323,8 +325,12 @@ def cmd_predict(args):
             bad(path, e)
             results.append({"video": path, "error": errors[path]})
             continue
-        logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views averaged
-        probs = evaluation.softmax(logits)[0]
+        if views == "official":  # VideoMAE's protocol: the views' probabilities averaged
+            per_view = view_logits(model, x[:, None])  # (V, 1, T, S, S, 3) -> (V, C)
+            probs = evaluation.softmax(evaluation.average_views(np.asarray(per_view)[None], "softmax"))[0]
+        else:
+            logits = view_logits(model, x[None])  # (1, [V,] T, S, S, 3): views' logits averaged
+            probs = evaluation.softmax(logits)[0]
         top = np.argsort(-probs, kind="stable")[: args.top_k]
         results.append({
             "video": path,
@@ -531,6 +537,7 @@ def _add_dataset_args(p):
     g.add_argument("--dataset", choices=DATASETS,
                    help="synthetic, hmdb51, ucf101, folder (root/<class>/*.avi, or its val/ "
                         "subfolder when there is one) or csv")
+    g.add_argument("--synthetic", choices=("easy", "hard"), help="synthetic: the profile (default easy)")
     g.add_argument("--data-root", metavar="DIR", help="videos root (csv: relative paths are taken from it)")
     g.add_argument("--split-dir", metavar="DIR", help="hmdb51: testTrainMulti_7030_splits; ucf101: ucfTrainTestlist")
     g.add_argument("--split", type=_count(1), metavar="N", help="official split number, 1-3 (default 1)")

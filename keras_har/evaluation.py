@@ -11,7 +11,12 @@
   video, e.g. from `keras_har.data.make_loader(..., views="tta6")`).
 
 All views of a batch go through the model in one call; their logits are
-averaged per video.
+averaged per video (the seed's TTA), except for "official", whose softmax
+probabilities are averaged (VideoMAE's protocol). Every result carries
+`top1_ci95`, a 95% bootstrap interval of top-1 over the videos.
+
+`evaluate_protocols` reports single view, the seed's TTA and the official
+protocol from one decode of each video (`views="all"` batches).
 """
 
 import numpy as np
@@ -58,8 +63,21 @@ def check_clip_settings(model, num_frames, image_size):
         raise ValueError(f"the model takes {height}x{width} frames, not {image_size}x{image_size}.")
 
 
-def view_logits(model, x):
-    """Logits `(B, C)` of a batch; views `(B, V, ...)` are averaged.
+def average_views(logits, average="logits"):
+    """`(B, V, C)` per-view logits -> `(B, C)`: the mean of the logits
+    ("logits", the seed's TTA) or the log of the mean softmax ("softmax",
+    VideoMAE's official protocol; its softmax is the mean probability)."""
+    logits = np.asarray(logits)
+    if average == "logits":
+        return logits.mean(axis=1)
+    if average == "softmax":
+        return np.log(np.maximum(softmax(logits).mean(axis=1), 1e-30)).astype(logits.dtype)
+    raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}.")
+
+
+def view_logits(model, x, average="logits"):
+    """Logits `(B, C)` of a batch; views `(B, V, ...)` are averaged
+    (`average_views`; `average=None` keeps them: `(B, V, C)`).
 
     The `B * V` views go through the model in one `predict_on_batch` call.
     """
@@ -69,8 +87,8 @@ def view_logits(model, x):
     if x.ndim == 6:
         batch, views = x.shape[:2]
         logits = model.predict_on_batch(x.reshape((batch * views,) + x.shape[2:]))
-        logits = ops.convert_to_numpy(logits).astype("float32")
-        return logits.reshape(batch, views, -1).mean(axis=1)
+        logits = ops.convert_to_numpy(logits).astype("float32").reshape(batch, views, -1)
+        return logits if average is None else average_views(logits, average)
     if x.ndim != 5:
         raise ValueError(f"Expected videos (B, T, H, W, 3) or (B, V, T, H, W, 3), got shape {x.shape}.")
     return ops.convert_to_numpy(model.predict_on_batch(x)).astype("float32")
@@ -105,10 +123,30 @@ def classification_metrics(logits, labels, num_classes=None):
         "top1": float(top1.mean()),
         "top5": float(top5.mean()),
         "mean_class_accuracy": float(np.nanmean(per_class)),
+        "top1_ci95": bootstrap_ci(top1),
         "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
         "confusion_matrix": confusion.tolist(),
         "num_videos": int(len(labels)),
     }
+
+
+def bootstrap_ci(correct, resamples=1000, seed=0, level=0.95):
+    """`[low, high]`: the percentile bootstrap interval of the mean of
+    `correct` (one 0/1 per video): `resamples` resamplings of the videos with
+    replacement, drawn with `seed`."""
+    correct = np.asarray(correct, dtype="float64").reshape(-1)
+    n = len(correct)
+    if n == 0:
+        raise ValueError("No videos to bootstrap.")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, min(resamples, 2_000_000 // n))  # bounded memory on big test sets
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        means[start:stop] = correct[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return [float(low), float(high)]
 
 
 def softmax(logits):
@@ -185,6 +223,8 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
     batches = data
     if _is_dataset(data):
         pipeline_views = loader_views(views)
+        if pipeline_views == "all":
+            raise ValueError("views='all' is for evaluate_protocols (one metric per protocol).")
         if pipeline_views != "official":
             if num_clips not in (None, 1):
                 raise ValueError(f"num_clips is for views='official', not {views!r}.")
@@ -197,7 +237,18 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
         paths = paths if paths is not None else [p for p, _ in data.items]
         info = {"views": views, "num_views": num_views(pipeline_views, num_clips)}
 
-    class_names = list(class_names or getattr(model, "class_names", []) or [])
+    logits, labels, index = collect_logits(
+        model, batches, progress, average="softmax" if info.get("views") == "official" else "logits")
+    metrics = report(logits, labels, index, class_names or getattr(model, "class_names", None), paths)
+    metrics.update(info)
+    if hasattr(batches, "bad_videos"):
+        metrics["skipped_videos"] = sorted({str(p) for p, *_ in batches.bad_videos()})
+    return metrics
+
+
+def collect_logits(model, batches, progress=True, average="logits"):
+    """`(logits, labels, item_index or None)` over all batches, each video once
+    (`average=None` keeps the views: logits `(N, V, C)`)."""
     all_logits, all_labels, all_index = [], [], []
     iterator = batches
     if progress:
@@ -207,7 +258,7 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
         iterator = tqdm(batches, total=total, desc="evaluate", unit="batch", leave=False)
     for batch in iterator:
         x, y = batch[0], batch[1]
-        all_logits.append(view_logits(model, x))
+        all_logits.append(view_logits(model, x, average))
         y = np.asarray(y)
         all_labels.append(y.argmax(axis=1) if y.ndim == 2 else y.astype("int64"))
         if len(batch) > 2:
@@ -223,6 +274,12 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
         _, first = np.unique(index, return_index=True)
         keep = np.sort(first)
         logits, labels, index = logits[keep], labels[keep], index[keep]
+    return logits, labels, index
+
+
+def report(logits, labels, index, class_names, paths):
+    """Metrics and per-video predictions of `(N, C)` logits."""
+    class_names = list(class_names or [])
     num_classes = logits.shape[1]
     if not class_names:
         class_names = [f"class_{i}" for i in range(num_classes)]
@@ -243,12 +300,42 @@ def evaluate(model, data, class_names=None, paths=None, progress=True, *, views=
         for i in range(len(labels))
     ]
     metrics["class_names"] = class_names
-    metrics.update(info)
-    if hasattr(batches, "bad_videos"):
-        metrics["skipped_videos"] = sorted({str(p) for p, *_ in batches.bad_videos()})
     return metrics
 
 
+def protocol_views(num_clips=OFFICIAL_CLIPS):
+    """Where each protocol's views sit in a `views="all"` sample: single view,
+    the seed's 6 TTA views (3 crops, then flipped), the official clips x 3 crops."""
+    return {"single": slice(0, 1), "tta6": slice(1, 7), "tta3": slice(1, 4),
+            "official": slice(7, 7 + 3 * num_clips)}
+
+
+def evaluate_protocols(model, batches, paths=None, class_names=None, tta_views=6,
+                       num_clips=OFFICIAL_CLIPS, progress=False):
+    """Single view, the seed's TTA (`tta_views` 1, 3 or 6; logits averaged)
+    and the official protocol (`num_clips` clips x 3 crops, softmax averaged)
+    from batches of `views="all"` samples, `(x, y, item_index)`: each video is
+    decoded once and every view goes through the model once.
+
+    Returns `{"single_view": ..., "tta": ..., "official": ...}`, each as `evaluate`'s.
+    """
+    logits, labels, index = collect_logits(model, batches, progress, average=None)
+    where = protocol_views(num_clips)
+    if logits.ndim != 3 or logits.shape[1] != where["official"].stop:
+        raise ValueError(f"expected {where['official'].stop} views per video (views='all', "
+                         f"num_clips={num_clips}), got logits of shape {logits.shape}.")
+    names = class_names or getattr(model, "class_names", None)
+    single = report(logits[:, 0], labels, index, names, paths)
+    if tta_views in (None, 1):
+        tta = single
+    else:
+        tta = report(average_views(logits[:, where[f"tta{tta_views}"]], "logits"), labels, index,
+                     names, paths)
+    official = report(average_views(logits[:, where["official"]], "softmax"), labels, index,
+                      names, paths)
+    return {"single_view": single, "tta": tta, "official": official}
+
+
 def summary(metrics):
-    """The short form written to metrics.json: top1, top5, mean_class_accuracy."""
-    return {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")}
+    """The short form written to metrics.json: top1, top5, mean_class_accuracy, top1_ci95."""
+    return {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy", "top1_ci95")}

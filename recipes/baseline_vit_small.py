@@ -76,6 +76,7 @@ def build_parser():
     g.add_argument("--consistent-crops", action="store_true",
                    help="draw the crop and flip once per clip (the seed's first fix).")
     g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip; the improvement path: 6).")
+    experiment.add_selection_args(parser)
     experiment.add_run_args(parser)
     experiment.annotate_defaults(parser, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
     return parser
@@ -100,15 +101,16 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    from keras_har.data.dataset_flags import train_and_test
     from keras_har.models import MeanPooledViTClassifier
 
     experiment.set_precision_and_distribution(args, MeanPooledViTClassifier)
-    train_set, test_set = train_and_test(args)
+    train_set, val_set, test_set = experiment.prepare_splits(args)
     run_dir = experiment.make_run_dir(args, "baseline_vit_small")
     train_set.save_label_map(run_dir / "label_map.json")
-    logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",
-                run_dir, keras.backend.backend(), len(train_set), len(test_set), len(train_set.class_names))
+    experiment.write_split(run_dir, args, train_set, val_set, test_set)
+    logger.info("run directory %s | backend %s | %d train / %d validation (%s) / %d test videos, "
+                "%d classes", run_dir, keras.backend.backend(), len(train_set), len(val_set),
+                args.selection, len(test_set), len(train_set.class_names))
 
     model = build_model(args, train_set.class_names)
     steps = experiment.steps_per_epoch(len(train_set), args.batch_size)
@@ -128,11 +130,13 @@ def main(argv=None):
         args, train_set, model, training=True, consistent=args.consistent_crops,
         mixup_alpha=args.mixup_alpha,
     )
-    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single",
+    val_loader = experiment.make_loader(args, val_set, model, training=False, views="single",
                                          with_weights=True)
     experiment.fit_phase(model, 1, args.epochs, train_loader, val_loader, run_dir, state, args.verbose)
+    # The seed's baseline keeps its last weights (no checkpoint selection); the
+    # validation set only reports progress.
     metrics = experiment.final_evaluation(model, args, test_set, run_dir, args.tta_views,
-                                          "mean-pooled ViT baseline")
+                                          "mean-pooled ViT baseline", num_val_videos=len(val_set))
     checkpoints.save_preset(model, run_dir / "model")
     print(f"\nRun directory: {run_dir}\nsingle view top-1 {metrics['single_view']['top1']:.4f} "
           f"on {metrics['num_videos']} videos")

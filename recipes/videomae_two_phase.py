@@ -7,7 +7,10 @@
 Phase 1: Mixup, soft-target cross-entropy, AdamW 5e-5, cosine with 10% warmup,
 global clip norm 1.0, batch 8 x accumulation 4, 30 epochs, best checkpoint by
 validation top-1. Phase 2 starts from that best checkpoint: no Mixup, label
-smoothing 0.1, lr 1e-6, 10 epochs. Then single-view and 6-view TTA evaluation.
+smoothing 0.1, lr 1e-6, 10 epochs. Validation is a held-out 10% of the training
+split (grouped by source video; --selection test for the seed's selection on
+the test split). Then the test split, once: single view, 6-view TTA and the
+official 5 clips x 3 crops.
 Every number is a flag; flags left unset take the seed's values on a real
 dataset, and a small profile on the synthetic default (tiny model from scratch,
 under 5 minutes on 2 CPU cores).
@@ -90,7 +93,9 @@ def build_parser():
     g.add_argument("--drop-path", type=float, help="stochastic depth (official ViT-B: 0.1).")
     g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip).")
     g.add_argument("--train-fraction", type=float, default=1.0,
-                   help="train on this fraction of every class's videos (seeded by --seed).")
+                   help="train on this fraction of every class's videos (seeded by --seed; "
+                        "taken after the validation set is set aside).")
+    experiment.add_selection_args(parser)
     experiment.add_run_args(parser)
     experiment.annotate_defaults(parser, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
     return parser
@@ -133,24 +138,21 @@ def main(argv=None):
     parser = build_parser()
     args = experiment.load_config_for_resume(parser, argv)
     experiment.resolve_defaults(args, SEED_DEFAULTS, SYNTHETIC_DEFAULTS)
-    from keras_har.data.dataset_flags import train_and_test
     from keras_har.models import VideoMAEClassifier
 
     experiment.set_precision_and_distribution(args, VideoMAEClassifier)
-    train_set, test_set = train_and_test(args)
-    if getattr(args, "train_fraction", 1.0) < 1.0:
-        from keras_har.data.subsets import stratified_subset
-
-        train_set = stratified_subset(train_set, args.train_fraction, seed=args.seed)
+    train_set, val_set, test_set = experiment.prepare_splits(args, getattr(args, "train_fraction", 1.0))
     run_dir = experiment.make_run_dir(args, "videomae_two_phase")
     train_set.save_label_map(run_dir / "label_map.json")
-    logger.info("run directory %s | backend %s | %d train / %d test videos, %d classes",
-                run_dir, keras.backend.backend(), len(train_set), len(test_set), len(train_set.class_names))
+    experiment.write_split(run_dir, args, train_set, val_set, test_set)
+    logger.info("run directory %s | backend %s | %d train / %d validation (selection on %s) / %d test "
+                "videos, %d classes", run_dir, keras.backend.backend(), len(train_set), len(val_set),
+                args.selection, len(test_set), len(train_set.class_names))
 
     model = build_model(args, train_set.class_names)
     state = experiment.load_state(run_dir)
     steps = experiment.steps_per_epoch(len(train_set), args.batch_size)
-    val_loader = experiment.make_loader(args, test_set, model, training=False, views="single",
+    val_loader = experiment.make_loader(args, val_set, model, training=False, views="single",
                                          with_weights=True)
 
     # Phase 1: Mixup, soft targets, cosine schedule.
@@ -179,10 +181,12 @@ def main(argv=None):
     if best.exists():
         model.load_weights(best)
     metrics = experiment.final_evaluation(model, args, test_set, run_dir, args.tta_views,
-                                          "VideoMAE two-phase")
+                                          "VideoMAE two-phase", num_val_videos=len(val_set))
     checkpoints.save_preset(model, run_dir / "model")
     print(f"\nRun directory: {run_dir}\nsingle view top-1 {metrics['single_view']['top1']:.4f} | "
-          f"{args.tta_views}-view TTA top-1 {metrics['tta']['top1']:.4f} on {metrics['num_videos']} videos")
+          f"{args.tta_views}-view TTA top-1 {metrics['tta']['top1']:.4f} | official top-1 "
+          f"{metrics['official']['top1']:.4f} on {metrics['num_videos']} test videos "
+          f"(checkpoints chosen on {metrics['num_val_videos']} {args.selection} videos)")
     return metrics
 
 

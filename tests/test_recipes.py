@@ -74,9 +74,15 @@ def test_videomae_two_phase_end_to_end(tiny_synthetic, reference_run):
 
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["num_videos"] == len(test_set) == 12
+    # Checkpoints chosen on a held-out validation set carved from the training
+    # split (one video of each class's 4), never on the test split.
+    assert saved["selection"] == "validation" and saved["num_val_videos"] == 6
+    split = json.loads((out / "split.json").read_text())
+    assert split["test"] == test_set.paths and set(split["validation"]).isdisjoint(test_set.paths)
+    assert split["num_train_videos"] == 18
     assert saved["backend"] == keras.backend.backend()
-    for view in ("single_view", "tta"):
-        assert set(saved[view]) == {"top1", "top5", "mean_class_accuracy"}
+    for view in ("single_view", "tta", "official"):
+        assert set(saved[view]) == {"top1", "top5", "mean_class_accuracy", "top1_ci95"}
     assert saved["single_view"] == metrics["single_view"]
 
     # The saved model, evaluated independently (numpy over model.predict on
@@ -107,6 +113,18 @@ def test_baseline_end_to_end(tiny_synthetic, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["num_videos"] == 12 and 0.0 <= saved["single_view"]["top1"] <= 1.0
     assert (out / "model" / "config.json").exists()
+
+
+def test_selection_test_keeps_the_seeds_protocol(tiny_synthetic, tmp_path):
+    """--selection test: validation on the test split itself (the seed's
+    protocol), said in metrics.json and split.json."""
+    out = tmp_path / "run"
+    load_recipe("baseline_vit_small").main(dataset_flags(tiny_synthetic) + [
+        "--preset", "tiny", "--epochs", "1", "--selection", "test", "--output-dir", str(out)])
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["selection"] == "test" and saved["num_val_videos"] == saved["num_videos"] == 12
+    split = json.loads((out / "split.json").read_text())
+    assert split["validation"] == split["test"] and split["num_train_videos"] == 24
 
 
 class Killed(BaseException):
@@ -154,8 +172,8 @@ def test_resume_after_kills_matches_an_uninterrupted_run(tiny_synthetic, referen
                                        rtol=1e-4, atol=1e-5)
     ref_metrics = json.loads((reference / "metrics.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["single_view"] == pytest.approx(ref_metrics["single_view"], abs=1e-6)
-    assert metrics["tta"] == pytest.approx(ref_metrics["tta"], abs=1e-6)
+    for view in ("single_view", "tta", "official"):
+        assert metrics[view] == ref_metrics[view]
 
 
 def test_resume_refuses_a_directory_without_a_run(tmp_path):

@@ -9,7 +9,9 @@ import os
 import pathlib
 
 DATASETS = ("synthetic", "hmdb51", "ucf101", "folder", "csv")
-DATASET_KEYS = ("dataset", "data_root", "split_dir", "split", "train_list", "val_list")
+DATASET_KEYS = ("dataset", "data_root", "split_dir", "split", "train_list", "val_list", "synthetic")
+SYNTHETIC_PROFILES = ("easy", "hard")
+SELECTIONS = ("validation", "test")
 # The flags each dataset needs besides --dataset, per subset.
 REQUIRED_FLAGS = {
     "synthetic": {"train": (), "test": ()},
@@ -47,7 +49,12 @@ def dataset_index(settings, subset, class_names=None, subsets=None):
         raise splits.DatasetIndexError(f"--dataset {name} needs {' and '.join(missing)}.")
     split = int(get("split") or 1)
     if name == "synthetic":
-        return synthetic_videos.SyntheticVideos(root or DEFAULT_SYNTHETIC_ROOT, subset=subset)
+        profile = get("synthetic") or "easy"
+        if profile not in SYNTHETIC_PROFILES:
+            raise splits.DatasetIndexError(
+                f"--synthetic must be one of {', '.join(SYNTHETIC_PROFILES)}, got {profile!r}.")
+        default_root = DEFAULT_SYNTHETIC_ROOT if profile == "easy" else DEFAULT_SYNTHETIC_ROOT / profile
+        return synthetic_videos.SyntheticVideos(root or default_root, subset=subset, profile=profile)
     if name == "hmdb51":
         return splits.HMDB51(root, get("split_dir"), split=split, subset=subset)
     if name == "ucf101":
@@ -70,3 +77,28 @@ def train_and_test(settings):
     set's label map."""
     train = dataset_index(settings, "train", subsets=("train", "test"))
     return train, dataset_index(settings, "test", class_names=train.class_names)
+
+
+def train_val_test(settings):
+    """`(train, validation, test)` indexes for the flags.
+
+    `settings.selection` "validation" (the default) carves a held-out
+    validation set of `settings.val_fraction` (default 0.1) of the training
+    split, stratified by class and grouped by source video, deterministic from
+    `settings.seed` (`keras_har.data.validation_split`); the model is trained on
+    the rest. "test" is the seed's protocol: the validation set is the test
+    split itself (selection on the reported split, optimistic).
+    """
+    from keras_har.data.validation_split import carve_validation
+
+    get = _getter(settings)
+    selection = get("selection") or "validation"
+    if selection not in SELECTIONS:
+        raise ValueError(f"--selection must be one of {', '.join(SELECTIONS)}, got {selection!r}.")
+    train, test = train_and_test(settings)
+    if selection == "test":
+        return train, test, test
+    fraction = get("val_fraction")
+    fraction = 0.1 if fraction is None else float(fraction)
+    train, val = carve_validation(train, fraction, seed=int(get("seed") or 0))
+    return train, val, test

@@ -35,7 +35,13 @@ MAX_REPLACEMENTS = 16
 
 
 def _view_frames(path, num_frames, sampling_rate, views, num_clips):
-    """Decoded frames for the test views: `(clips, T, H, W, 3)` uint8."""
+    """Decoded frames for the test views: `(clips, T, H, W, 3)` uint8; for
+    "all", the centred clip then the `num_clips` official ones, in one decode."""
+    if views == "all":
+        def indices(count):
+            return np.concatenate([decoding.eval_indices(count, num_frames, sampling_rate, 1),
+                                   decoding.eval_indices(count, num_frames, sampling_rate, num_clips)])
+        return decoding.read_clip(path, indices)
     clips = num_clips if views == "official" else 1
     return decoding.read_clip(
         path, lambda count: decoding.eval_indices(count, num_frames, sampling_rate, clips)
@@ -47,10 +53,15 @@ def eval_views(path, num_frames, sampling_rate, image_size, views="single", num_
 
     View order: "tta3" = left/top, centre, right/bottom crops; "tta6" = those
     three, then the same three flipped; "official" = for each of the `num_clips`
-    evenly spaced clips (in time order) its three crops.
+    evenly spaced clips (in time order) its three crops; "all" = the single
+    view, the 6 "tta6" views, then the "official" views, from one decode.
     """
     n = num_views(views, num_clips)
     clips = _view_frames(str(path), num_frames, sampling_rate, views, num_clips)
+    if views == "all":  # single, tta6 (of the centred clip), then official
+        return np.concatenate([clip_transforms.multi_view_clip(clips[0], image_size, 1),
+                               clip_transforms.multi_view_clip(clips[0], image_size, 6)]
+                              + [clip_transforms.multi_view_clip(c, image_size, 3) for c in clips[1:]])
     if views == "official":
         return np.concatenate([clip_transforms.multi_view_clip(c, image_size, 3) for c in clips])
     out = clip_transforms.multi_view_clip(clips[0], image_size, n)

@@ -208,9 +208,12 @@ class VideoFolder(VideoDataset):
 
 
 class VideoCSV(VideoDataset):
-    """A CSV list of `path,label` (a header row `path,label` is optional).
+    """A CSV list of `path,label` or `path,label,group` (a header row
+    `path,label[,group]` is optional).
 
-    Labels are class names or integers; relative paths are taken from `root`
+    The optional `group` column names each video's source (clips of one
+    source are kept on one side of a validation split; see
+    `keras_har.data.validation_split`). Labels are class names or integers; relative paths are taken from `root`
     (default: the CSV's folder). Pass the training set's `class_names` to a
     validation list so both use the same indices.
     """
@@ -227,11 +230,14 @@ class VideoCSV(VideoDataset):
                     continue
                 if lineno == 1 and [c.strip().lower() for c in row[:2]] == ["path", "label"]:
                     continue
-                if len(row) != 2:
-                    raise DatasetIndexError(f"{path}:{lineno}: expected 'path,label', got {row!r}.")
-                rows.append((lineno, row[0].strip(), row[1].strip()))
+                if len(row) not in (2, 3):
+                    raise DatasetIndexError(f"{path}:{lineno}: expected 'path,label[,group]', got {row!r}.")
+                rows.append((lineno, row[0].strip(), row[1].strip(),
+                             row[2].strip() if len(row) == 3 else None))
         if class_names is None:
             labels = {r[2] for r in rows}
+            if not labels:
+                raise DatasetIndexError(f"CSV list {path}: no videos.")
             if all(re.fullmatch(r"\d+", v) for v in labels):
                 class_names = [str(i) for i in range(max(int(v) for v in labels) + 1)]
             else:
@@ -239,7 +245,13 @@ class VideoCSV(VideoDataset):
         class_names = [str(c) for c in class_names]
         index = {name: i for i, name in enumerate(class_names)}
         items = []
-        for lineno, video, label in rows:
+        with_groups = [r[3] is not None for r in rows]
+        if any(with_groups) and not all(with_groups):
+            first = next(r[0] for r, g in zip(rows, with_groups) if not g)
+            raise DatasetIndexError(f"{path}:{first}: a group column on some rows only; "
+                                    "give every row a group, or none.")
+        groups = {}
+        for lineno, video, label, group in rows:
             if label in index:
                 value = index[label]
             elif re.fullmatch(r"\d+", label) and int(label) < len(class_names):
@@ -247,6 +259,9 @@ class VideoCSV(VideoDataset):
             else:
                 raise DatasetIndexError(f"{path}:{lineno}: unknown label {label!r}.")
             video_path = pathlib.Path(video)
-            items.append((video_path if video_path.is_absolute() else root / video_path, value))
+            video_path = video_path if video_path.is_absolute() else root / video_path
+            items.append((video_path, value))
+            groups[str(video_path)] = group
         items = check_files_exist(items, str(path), missing)
         super().__init__(items, class_names, name=str(path))
+        self.groups = [groups[p] for p in self.paths] if rows and all(with_groups) else None

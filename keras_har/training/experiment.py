@@ -7,7 +7,9 @@ A run directory holds:
   history_phase{1,2}.csv one row per epoch (Keras CSVLogger)
   checkpoints/           last.weights.h5 (with the optimizer state), best_phase{k}.weights.h5
   state.json             phase, epochs done per phase, best validation top-1
-  metrics.json           {"single_view": {...}, "tta": {...}, "num_videos", "backend"}
+  split.json             the selection protocol, the validation and the test video paths
+  metrics.json           {"selection", "single_view", "tta", "official" (each top1, top5,
+                         mean_class_accuracy, top1_ci95), "num_videos", "num_val_videos", "backend"}
   evaluation.json        per-class accuracy, confusion matrix, per-video predictions
   curves.png, confusion_matrix.png
 """
@@ -24,7 +26,7 @@ import time
 import keras
 
 from keras_har import evaluation, plots
-from keras_har.data.dataset_flags import DATASETS
+from keras_har.data.dataset_flags import DATASETS, SELECTIONS, SYNTHETIC_PROFILES
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
@@ -100,6 +102,9 @@ def add_data_args(parser):
     g.add_argument("--dataset", choices=DATASETS, default="synthetic",
                    help="synthetic (default; generated on first use), hmdb51, ucf101, "
                         "folder (root/<class>/*.avi or root/{train,val}/<class>/...) or csv.")
+    g.add_argument("--synthetic", choices=SYNTHETIC_PROFILES, default="easy",
+                   help="the synthetic profile: easy (6 classes, the quick start) or hard (10 "
+                        "time-reversal classes, camera shake, clutter, noise, 10-20 frames).")
     g.add_argument("--data-root", help="videos root (HMDB51: the folder of class folders).")
     g.add_argument("--split-dir", help="HMDB51: testTrainMulti_7030_splits; UCF101: ucfTrainTestlist.")
     g.add_argument("--split", type=int, default=1, help="official split number (1-3).")
@@ -113,6 +118,48 @@ def add_data_args(parser):
     g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip",
                    help="skip (warn and count) or raise on an unreadable video.")
     return g
+
+
+def add_selection_args(parser):
+    g = parser.add_argument_group("checkpoint selection")
+    g.add_argument("--selection", choices=SELECTIONS, default="validation",
+                   help="validation: choose checkpoints (and watch training) on a held-out part "
+                        "of the training split, grouped by source video; the test split is "
+                        "evaluated once at the end. test: the seed's protocol, selection on the "
+                        "test split itself (optimistic; for comparison).")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="with --selection validation: the fraction of every class's training "
+                        "videos held out (whole source videos; seeded by --seed).")
+    return g
+
+
+def prepare_splits(args, train_fraction=1.0):
+    """`(train, validation, test)` for the flags (`--selection`, `--val-fraction`,
+    then `--train-fraction` of what is left for training)."""
+    from keras_har.data.dataset_flags import train_val_test
+
+    if getattr(args, "selection", None) is None:
+        args.selection = "validation"
+    if getattr(args, "val_fraction", None) is None:
+        args.val_fraction = 0.1
+    train, val, test = train_val_test(args)
+    if train_fraction < 1.0:
+        from keras_har.data.subsets import stratified_subset
+
+        train = stratified_subset(train, train_fraction, seed=args.seed)
+    return train, val, test
+
+
+def write_split(run_dir, args, train, val, test):
+    """split.json: the protocol, and the validation and test video paths."""
+    checkpoints.write_json(pathlib.Path(run_dir) / "split.json", {
+        "selection": args.selection,
+        "val_fraction": args.val_fraction if args.selection == "validation" else None,
+        "seed": args.seed,
+        "num_train_videos": len(train),
+        "validation": val.paths,
+        "test": test.paths,
+    })
 
 
 def add_run_args(parser):
@@ -328,25 +375,35 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
     return checkpoint.state
 
 
-def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title):
-    """Single-view and multi-view test metrics, plots and metrics.json."""
+def eval_batch_size(args, views_per_video):
+    """Videos per evaluation batch: at most the clips per model call the
+    seed's 6-view TTA used (`batch_size` x 6), at least one video."""
+    return max(1, (args.batch_size * 6) // views_per_video)
+
+
+def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title, num_val_videos=None):
+    """The test split, once: single view, the seed's TTA and the official
+    protocol (5 clips x 3 crops, softmax averaged) from one decode per video;
+    each with a bootstrap 95% interval of top-1; plots and metrics.json."""
+    from keras_har.data.views import OFFICIAL_CLIPS, num_views
+
     run_dir = pathlib.Path(run_dir)
     paths = [p for p, _ in test_dataset.items]
-    results = {}
-
-    def evaluate(views):
-        with make_loader(args, test_dataset, model, training=False, views=views, with_index=True) as loader:
-            return evaluation.evaluate(model, loader, paths=paths)
-
-    single = evaluate("single")
-    results["single_view"] = single
-    tta = evaluate(f"tta{tta_views}") if tta_views and tta_views > 1 else single
-    results["tta"] = tta
+    views = num_views("all", OFFICIAL_CLIPS)
+    with make_loader(args, test_dataset, model, training=False, views="all", num_clips=OFFICIAL_CLIPS,
+                     with_index=True, batch_size=eval_batch_size(args, views)) as loader:
+        results = evaluation.evaluate_protocols(model, loader, paths=paths, tta_views=tta_views,
+                                                num_clips=OFFICIAL_CLIPS)
+    single, tta = results["single_view"], results["tta"]
     metrics = {
+        "selection": getattr(args, "selection", None) or "validation",
         "single_view": evaluation.summary(single),
         "tta": evaluation.summary(tta),
+        "official": evaluation.summary(results["official"]),
         "tta_views": tta_views,
+        "official_clips": OFFICIAL_CLIPS,
         "num_videos": single["num_videos"],
+        "num_val_videos": num_val_videos,
         "skipped_videos": skipped_by_split(args, test_dataset),
         "backend": keras.backend.backend(),
     }
@@ -354,8 +411,8 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
         from keras_har.data import reversal_pair_accuracy
 
         metrics["synthetic"] = {
-            "single_view": reversal_pair_accuracy(single["predictions"], single["class_names"]),
-            "tta": reversal_pair_accuracy(tta["predictions"], tta["class_names"]),
+            name: reversal_pair_accuracy(results[name]["predictions"], results[name]["class_names"])
+            for name in ("single_view", "tta", "official")
         }
     checkpoints.write_json(run_dir / "metrics.json", metrics)
     checkpoints.write_json(run_dir / "evaluation.json", results)
@@ -367,8 +424,10 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
     histories = [(f"phase {k}", plots.read_history(run_dir / f"history_phase{k}.csv")) for k in (1, 2)]
     plots.plot_curves(histories, run_dir / "curves.png", title=recipe_title)
     logger.info(
-        "test: single view top-1 %.4f top-5 %.4f | %s-view TTA top-1 %.4f top-5 %.4f (%d videos)",
-        single["top1"], single["top5"], tta_views, tta["top1"], tta["top5"], single["num_videos"],
+        "test (selection on %s): single view top-1 %.4f [%.3f, %.3f] | %s-view TTA top-1 %.4f | "
+        "official %dx3 top-1 %.4f (%d videos)", metrics["selection"], single["top1"],
+        *single["top1_ci95"], tta_views, tta["top1"], OFFICIAL_CLIPS, results["official"]["top1"],
+        single["num_videos"],
     )
     return metrics
 
