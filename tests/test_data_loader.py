@@ -33,10 +33,10 @@ def first_batches(loader, n):
 
 @pytest.mark.parametrize("loader", ["grain", "tf"])
 def test_training_batches(train_set, loader):
-    data = make_loader(train_set, training=True, batch_size=8, loader=loader, workers=1,
-                       mixup_alpha=0.8, cutmix_alpha=1.0, **CLIP)
-    assert data.steps_per_epoch == len(data) == 3
-    batches = list(data)
+    with make_loader(train_set, training=True, batch_size=8, loader=loader, workers=1,
+                     mixup_alpha=0.8, cutmix_alpha=1.0, **CLIP) as data:
+        assert data.steps_per_epoch == len(data) == 3
+        batches = list(data)
     assert len(batches) == 3
     for x, y in batches:
         assert x.shape == (8, 4, 32, 32, 3) and x.dtype == np.float32
@@ -47,8 +47,10 @@ def test_training_batches(train_set, loader):
 
 def test_grain_and_tf_give_the_same_batches(train_set):
     kwargs = dict(training=True, batch_size=4, mixup_alpha=0.8, cutmix_alpha=1.0, seed=5, **CLIP)
-    grain_batches = first_batches(make_loader(train_set, loader="grain", workers=2, **kwargs), 2)
-    tf_batches = first_batches(make_loader(train_set, loader="tf", workers=2, **kwargs), 2)
+    with make_loader(train_set, loader="grain", workers=2, **kwargs) as data:
+        grain_batches = first_batches(data, 2)
+    with make_loader(train_set, loader="tf", workers=2, **kwargs) as data:
+        tf_batches = first_batches(data, 2)
     for (xg, yg), (xt, yt) in zip(grain_batches, tf_batches):
         np.testing.assert_allclose(xg, xt, atol=1e-6)
         np.testing.assert_allclose(yg, yt, atol=1e-6)
@@ -77,9 +79,9 @@ def test_new_order_every_epoch_and_eval_in_items_order(train_set, test_set):
 @pytest.mark.parametrize("loader", ["grain", "tf"])
 def test_multi_view_eval_shapes(test_set, loader):
     for views, v in (("tta6", 6), ("official", 6)):
-        data = make_loader(test_set, training=False, batch_size=4, loader=loader, workers=1,
-                           views=views, num_clips=2, **CLIP)
-        x, y = next(iter(data))
+        with make_loader(test_set, training=False, batch_size=4, loader=loader, workers=1,
+                         views=views, num_clips=2, **CLIP) as data:
+            x, y = next(iter(data))
         assert x.shape == (4, v, 4, 32, 32, 3) and y.shape == (4, 6)
 
 
@@ -102,7 +104,7 @@ def folder_with_bad_videos(tmp_path):
 def test_bad_videos_are_skipped_and_counted(folder_with_bad_videos, loader, caplog, tmp_path):
     data = make_loader(folder_with_bad_videos, training=True, batch_size=4, loader=loader,
                        workers=1, bad_video_log=tmp_path / "bad_videos.txt", **CLIP)
-    with caplog.at_level(logging.WARNING, logger="keras_har"):
+    with data, caplog.at_level(logging.WARNING, logger="keras_har"):
         batches = list(data)
     assert len(batches) == 2 and all(x.shape == (4, 4, 32, 32, 3) for x, _ in batches)
     skipped = sorted({path.split("/")[-1] for path, _ in data.bad_videos()})
@@ -136,8 +138,9 @@ def test_model_fit_takes_the_loader(train_set, test_set, loader):
     data = make_loader(train_set, training=True, batch_size=8, loader=loader, workers=1,
                        mixup_alpha=0.8, epochs=2, **CLIP)
     val = make_loader(test_set, training=False, batch_size=8, loader=loader, workers=0, **CLIP)
-    history = tiny_model().fit(data.for_fit(), steps_per_epoch=data.steps_per_epoch, epochs=2,
-                               validation_data=val.build(), verbose=0)
+    with data, val:
+        history = tiny_model().fit(data.for_fit(), steps_per_epoch=data.steps_per_epoch, epochs=2,
+                                   validation_data=val.build(), verbose=0)
     assert len(history.history["loss"]) == 2
     assert np.all(np.isfinite(history.history["val_loss"]))
 
