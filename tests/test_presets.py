@@ -50,15 +50,15 @@ def _module_graph(top_level_only):
 
 
 def test_no_import_cycle_and_models_never_import_converters():
-    everywhere = _module_graph(top_level_only=False)
-    for name, targets in everywhere.items():
+    graph = _module_graph(top_level_only=False)  # every import, in functions too
+    for name, targets in graph.items():
         if name.startswith("keras_har.models"):
             assert not {t for t in targets if t.startswith("keras_har.converters")}, name
-    # Only the dispatcher reaches the converters' loaders (keras-hub's
-    # preset_utils -> preset_loader pattern); converters import models.
-    users = {n for n, t in everywhere.items() if "keras_har.converters.preset_loaders" in t}
-    assert users == {"keras_har.utils.preset_utils"}
-    graph = _module_graph(top_level_only=True)
+    # The converters import the models; the dispatcher finds their loaders by
+    # format name among the package's entry points, never by importing them.
+    assert not {n for n, t in graph.items() if "keras_har.converters.preset_loaders" in t}
+    assert "keras_har.converters.videomae" in graph["keras_har.converters.preset_loaders"]
+    assert "keras_har.models.videomae_backbone" in graph["keras_har.converters.videomae"]
     state = {}
 
     def visit(node, stack):
@@ -73,6 +73,15 @@ def test_no_import_cycle_and_models_never_import_converters():
     for node in graph:
         if node not in state:
             visit(node, [])
+
+
+def test_foreign_formats_are_the_entry_points_loaders():
+    from keras_har.converters import preset_loaders
+
+    assert preset_utils.foreign_loader_class("transformers") is preset_loaders.TransformersPresetLoader
+    assert preset_utils.foreign_loader_class("timm") is preset_loaders.TimmPresetLoader
+    with pytest.raises(preset_utils.PresetFormatError, match="ckpt: a onnx checkpoint, and no loader"):
+        preset_utils.foreign_loader_class("onnx", "ckpt")
 
 
 def test_one_dispatcher_decides_the_format(tmp_path):

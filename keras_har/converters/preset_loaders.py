@@ -15,7 +15,9 @@ protocol:
     UNUSED_PREFIXES                           tensors ignored with a log line
 
 Every tensor is used, deliberately skipped, or named in an error. Only
-`keras_har.utils.preset_utils.get_preset_loader` creates these loaders.
+`keras_har.utils.preset_utils.get_preset_loader` creates these loaders, finding
+them by format name among the `keras_har.preset_loaders` entry points
+(pyproject.toml); nothing imports this module.
 """
 
 import inspect

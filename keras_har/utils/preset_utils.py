@@ -4,25 +4,31 @@
 `register_presets`, as keras-hub's), an `hf://org/name[@revision]` handle, a
 local directory or a weights file, and returns a keras-hub `PresetLoader`:
 
-| what `preset` is                                        | loader                                  |
-|---------------------------------------------------------|-----------------------------------------|
-| our own preset (`config.json` with `registered_name`)   | `KerasPresetLoader` (keras-hub's, plus head replacement) |
-| a transformers directory (`config.json` with `model_type`) | `converters.preset_loaders.TransformersPresetLoader` |
-| a timm directory (`config.json` with `architecture`)     | `converters.preset_loaders.TimmPresetLoader` |
-| a bare weights file (`.safetensors`, `.pth`, `.bin`, `.pt`) | `TimmPresetLoader` (a timm state dict) |
+| what `preset` is                                        | format         | loader                                  |
+|---------------------------------------------------------|----------------|-----------------------------------------|
+| our own preset (`config.json` with `registered_name`)   | `keras`        | `KerasPresetLoader` (keras-hub's, plus head replacement) |
+| a transformers directory (`config.json` with `model_type`) | `transformers` | `converters.preset_loaders.TransformersPresetLoader` |
+| a timm directory (`config.json` with `architecture`)     | `timm`         | `converters.preset_loaders.TimmPresetLoader` |
+| a bare weights file (`.safetensors`, `.pth`, `.bin`, `.pt`) | `timm`         | `TimmPresetLoader` (a timm state dict) |
 
 Every `from_preset`, `keras_har.load_classifier`, the CLI and the recipes go
 through it. As in keras-hub, models import this module and the converters
-import the models; the converter loaders are imported here, when a foreign
-format is met.
+import the models. This module never imports the converters: the loader of a
+foreign format is found by the format's name among the package's
+`keras_har.preset_loaders` entry points (pyproject.toml), the plugin mechanism
+through which another package could add a format too. So no import cycle
+closes through the dispatcher.
 """
 
+import functools
+import importlib.metadata
 import json
 import logging
 import pathlib
 
 from keras_hub.src.utils import preset_utils as hub_preset_utils
 
+from keras_har.converters.checkpoint import CheckpointError
 from keras_har.utils.hub import HF_PREFIX, PresetNotFoundError, resolve_preset
 
 logger = logging.getLogger("keras_har")
@@ -30,6 +36,7 @@ logger = logging.getLogger("keras_har")
 CONFIG_FILE = "config.json"
 TASK_CONFIG_FILE = "task.json"
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+LOADER_ENTRY_POINTS = "keras_har.preset_loaders"  # format name -> PresetLoader class
 register_presets = hub_preset_utils.register_presets
 
 
@@ -104,11 +111,25 @@ def get_preset_loader(preset):
     kind, config = preset_format(path)
     if kind == "keras":
         return KerasPresetLoader(str(path), config)
-    from keras_har.converters import preset_loaders
+    return foreign_loader_class(kind, path)(path, config)
 
-    if kind == "transformers":
-        return preset_loaders.TransformersPresetLoader(path, config)
-    return preset_loaders.TimmPresetLoader(path, config)
+
+@functools.cache
+def _foreign_loaders():
+    return {entry.name: entry for entry in importlib.metadata.entry_points(group=LOADER_ENTRY_POINTS)}
+
+
+def foreign_loader_class(kind, path="preset"):
+    """The `PresetLoader` class registered for format `kind` ("transformers",
+    "timm") under the `keras_har.preset_loaders` entry points."""
+    entry = _foreign_loaders().get(kind)
+    if entry is None:
+        raise PresetFormatError(
+            f"{path}: a {kind} checkpoint, and no loader of that format is registered (entry point "
+            f"group {LOADER_ENTRY_POINTS!r}: keras-har registers its converters when installed, "
+            "e.g. with `pip install -e .`; a bare PYTHONPATH has no entry points)."
+        )
+    return entry.load()
 
 
 def resolve_num_classes(num_classes, labels, default=None):
@@ -187,8 +208,6 @@ class KerasPresetLoader(hub_preset_utils.KerasPresetLoader):
 
 
 def _wrong_model(preset, loader, backbone_cls, cls):
-    from keras_har.converters.checkpoint import CheckpointError
-
     model_type = loader.config.get("model_type")
     held = f"its model_type is {model_type!r}" if model_type else f"it holds a {backbone_cls.__name__}"
     return CheckpointError(f"{preset}: {held}, which {cls.__name__} does not load.")
