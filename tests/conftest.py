@@ -4,12 +4,27 @@ Keras fixes its backend per process; `scripts/test.sh` runs this suite once per
 backend (jax, torch, tensorflow) with ``KERAS_BACKEND`` set.
 """
 
+import atexit
 import os
 import random
+import shutil
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# The suite runs the same tiny recipes many times, in this process and in the
+# subprocesses it starts (kills and resumes): JAX's persistent compilation
+# cache compiles each of their functions once per session (the same
+# executables, so results are unchanged; it cuts the jax leg's run-integrity
+# tests to about a third). A temporary directory, removed at the end; the
+# subprocesses inherit it through the environment.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _jax_cache = tempfile.mkdtemp(prefix="keras-har-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _jax_cache, ignore_errors=True)
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_jax_cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 # The oracles (transformers, timm) bring torch in beside keras-hub's TensorFlow.
 from keras_har.utils.import_order import load_torch_before_tensorflow  # noqa: E402

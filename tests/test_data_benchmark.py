@@ -7,13 +7,17 @@ import pathlib
 import subprocess
 import sys
 
+import keras
 import numpy as np
+import pytest
 from conftest import write_video
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPT = BENCHMARKS / "loader_speed.py"
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="the loaders import no Keras: the benchmark runs once, under jax")
 def test_loader_speed_quick_writes_json(tmp_path):
     out = tmp_path / "speed.json"
     subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json", str(out)], check=True,

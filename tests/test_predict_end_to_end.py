@@ -16,6 +16,8 @@ import pytest
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "predict_end_to_end.py"
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="a benchmark: timed once, under jax (keras-har predict is tested per backend in test_cli)")
 def test_predict_end_to_end_quick(tmp_path):
     pytest.importorskip("av")  # transformers' pipeline requires PyAV
     backend = keras.backend.backend()

@@ -214,7 +214,6 @@ def test_stale_temporaries_are_removed_when_a_run_starts(tiny_synthetic, tmp_pat
     assert not list(out.glob(".tmp-*"))
 
 
-@JAX_ONLY  # the grain loader never imports Keras: the backend changes nothing here
 def test_many_loaders_open_and_close(tiny_synthetic):
     """50 evaluation passes with a worker process each, closed explicitly: no
     file descriptor or process is left behind."""
