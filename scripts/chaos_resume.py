@@ -5,15 +5,19 @@ check that it ends exactly like a run that was never interrupted.
     KERAS_BACKEND=jax python scripts/chaos_resume.py --kills 10 -- --dataset hmdb51 --data-root ...
 
 The recipe (default recipes/videomae_two_phase.py, on the built-in synthetic
-data with a short schedule) runs once uninterrupted as the reference. Then,
-`--kills` times: the run is started (or resumed with --resume), killed with
-SIGKILL at a random moment (seeded) once it has started training, and the
-process table is checked: no process of the run (the grain workers, the
-resource tracker) may outlive it by more than `--grace` seconds. Finally the
-run is resumed to its end, and `metrics.json`, `label_map.json` and every
-`history_phase*.csv` must be byte-identical to the reference, with no stale
-temporary left in the run directory. Exit status 0 when all of that holds.
-The test suite runs a small version of this (tests/test_run_integrity.py).
+data with a short schedule) runs once uninterrupted as the reference, which
+also measures how long a run lasts after it reports its run directory. Then,
+`--kills` times: the run is started (or resumed with --resume) and killed with
+SIGKILL at a seeded random fraction of that length after it reports its run
+directory, so kills land in set-up, training, epoch commits and the final
+evaluation alike; the process table is checked: no process of the run (the
+grain workers, the resource tracker) may outlive it by more than `--grace`
+seconds. A run that reaches its end between kills is compared with the
+reference and a new run starts. Finally the last run is resumed to its end,
+and `metrics.json`, `label_map.json` and every `history_phase*.csv` must be
+byte-identical to the reference, with no stale temporary left in the run
+directory. Exit status 0 when all of that holds. The test suite runs a small
+version of this (tests/test_run_integrity.py).
 """
 
 import argparse
@@ -29,6 +33,7 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPARED = ("metrics.json", "label_map.json", "history_phase1.csv", "history_phase2.csv")
 DEFAULT_FLAGS = ["--epochs-phase1", "4", "--epochs-phase2", "2", "--workers", "2", "--verbose", "2"]
+STARTED = "run directory"  # the line a run logs once its directory is set up
 
 
 def tagged_processes(tag):
@@ -47,24 +52,25 @@ def tagged_processes(tag):
     return found
 
 
-def start(script, args, tag):
+def start(script, args, tag, log_file):
+    """The recipe as a process writing its output to `log_file` (a file, not a
+    pipe, so a run is never held up by output nobody reads)."""
     env = {**os.environ, "KERAS_HAR_CHAOS_TAG": tag, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(script)] + args, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    with open(log_file, "w") as out:
+        return subprocess.Popen([sys.executable, str(script)] + args, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
 
 
-def wait_for_training(proc, timeout):
-    """Read the run's output until it reports its run directory (data and model
-    are being set up); returns what it printed."""
-    out, deadline = [], time.time() + timeout
+def wait_for_start(proc, log_file, timeout, marker=STARTED):
+    """Wait until the run prints `marker` (or ends); True if it did."""
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        out.append(line)
-        if "run directory" in line:
-            break
-    return "".join(out)
+        if marker in pathlib.Path(log_file).read_text(errors="replace"):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def stale_files(run_dir):
@@ -77,44 +83,76 @@ def stale_files(run_dir):
     return stale
 
 
-def chaos(script, flags, work_dir, kills, seed, max_delay, grace, timeout, log=print):
-    """Run the reference and the killed-and-resumed run; returns a list of
-    problems (empty when everything holds)."""
+def compare(reference, run):
+    """Problems of a finished run against the reference (empty when identical)."""
+    problems = []
+    for name in COMPARED:
+        a, b = reference / name, run / name
+        if a.exists() != b.exists() or (a.exists() and a.read_bytes() != b.read_bytes()):
+            problems.append(f"{run.name}: {name} differs from the uninterrupted run's")
+    stale = stale_files(run)
+    if stale:
+        problems.append(f"{run.name}: stale temporaries left: {[str(p) for p in stale]}")
+    return problems
+
+
+def chaos(script, flags, work_dir, kills, seed, grace, timeout, log=print, max_delay=None, marker=STARTED,
+          span=1.0):
+    """Run the reference and the killed-and-resumed runs; returns a list of
+    problems (empty when everything holds). Kills come a seeded random
+    fraction of `span` x the reference's length from `marker` to its end (or
+    of `max_delay` seconds) after a run prints `marker` (by default once it
+    reports its directory; "Epoch " kills only once training has started).
+    A `span` below 1 keeps attempts short: the run still progresses across
+    kills, from one resume to the next."""
     rng = random.Random(seed)
     work_dir = pathlib.Path(work_dir)
-    reference, run = work_dir / "reference", work_dir / "chaos"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    reference = work_dir / "reference"
     tag = uuid.uuid4().hex
-    problems = []
-    result = subprocess.run([sys.executable, str(script)] + flags + ["--output-dir", str(reference)],
-                            capture_output=True, text=True, timeout=timeout)
-    if result.returncode:
-        return [f"reference run failed: {result.stdout[-2000:]}{result.stderr[-2000:]}"]
-    done_kills, attempts = 0, 0
+    proc = start(script, flags + ["--output-dir", str(reference)], tag + "-reference", work_dir / "reference.log")
+    began = time.time() if wait_for_start(proc, work_dir / "reference.log", timeout, marker) else None
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if proc.returncode or began is None:
+        return [f"reference run failed: {(work_dir / 'reference.log').read_text(errors='replace')[-3000:]}"]
+    length = max_delay or span * (time.time() - began)
+    log(f"reference run: {time.time() - began:.1f} s after {marker.strip()!r}; kills up to {length:.1f} s after it")
+    problems, done_kills, attempts, episode = [], 0, 0, 0
+    run = work_dir / f"chaos{episode}"
     while done_kills < kills and attempts < kills * 3:
         attempts += 1
         args = ["--resume", str(run)] if (run / "config.json").exists() else flags + ["--output-dir", str(run)]
-        proc = start(script, args, tag)
-        wait_for_training(proc, timeout)
-        time.sleep(rng.uniform(0, max_delay))
-        if proc.poll() is not None:
-            proc.stdout.read()
-            if proc.returncode == 0:
-                log(f"attempt {attempts}: the run finished before the kill; starting over")
-                for path in run.glob("metrics.json"):
-                    path.unlink()
-                problems.append("the run finished before all kills: raise --max-delay or the epochs")
+        log_file = work_dir / f"attempt{attempts}.log"
+        proc = start(script, args, tag, log_file)
+        wait_for_start(proc, log_file, timeout, marker)
+        delay = rng.uniform(0, length)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is not None:  # the run ended before its kill
+            if proc.returncode:
+                problems.append(f"attempt {attempts}: the run failed (exit {proc.returncode}): "
+                                f"{log_file.read_text(errors='replace')[-2000:]}")
                 break
-            problems.append(f"attempt {attempts}: the run failed (exit {proc.returncode})")
-            break
+            problems += compare(reference, run)
+            log(f"attempt {attempts}: {run.name} reached its end before the kill (after {delay:.1f} s); "
+                "compared with the reference, a new run starts")
+            episode += 1
+            run = work_dir / f"chaos{episode}"
+            continue
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        proc.stdout.read()
         done_kills += 1
         deadline = time.time() + grace
         while tagged_processes(tag) and time.time() < deadline:
             time.sleep(0.2)
         left = tagged_processes(tag)
-        log(f"kill {done_kills}/{kills}: state {_state(run)}; processes left after {grace:.0f} s: {len(left)}")
+        log(f"kill {done_kills}/{kills} after {delay:.1f} s: {run.name} state {_state(run)}; "
+            f"processes left after {grace:.0f} s: {len(left)}")
         if left:
             problems.append(f"kill {done_kills}: processes {left} outlived the run by {grace} s")
             for pid in left:
@@ -122,18 +160,13 @@ def chaos(script, flags, work_dir, kills, seed, max_delay, grace, timeout, log=p
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-    final = subprocess.run([sys.executable, str(script), "--resume", str(run)], capture_output=True,
-                           text=True, timeout=timeout)
+    if done_kills < kills and not problems:
+        problems.append(f"only {done_kills} of {kills} kills in {attempts} attempts")
+    args = ["--resume", str(run)] if (run / "config.json").exists() else flags + ["--output-dir", str(run)]
+    final = subprocess.run([sys.executable, str(script)] + args, capture_output=True, text=True, timeout=timeout)
     if final.returncode:
         return problems + [f"final resume failed: {final.stdout[-2000:]}{final.stderr[-2000:]}"]
-    for name in COMPARED:
-        a, b = reference / name, run / name
-        if a.exists() != b.exists() or (a.exists() and a.read_bytes() != b.read_bytes()):
-            problems.append(f"{name} differs from the uninterrupted run's")
-    stale = stale_files(run)
-    if stale:
-        problems.append(f"stale temporaries left: {[str(p) for p in stale]}")
-    return problems
+    return problems + compare(reference, run)
 
 
 def _state(run):
@@ -149,8 +182,9 @@ def main(argv=None):
     parser.add_argument("--script", default=str(ROOT / "recipes" / "videomae_two_phase.py"))
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=8.0,
-                        help="seconds after the run reports its directory within which it is killed")
+    parser.add_argument("--max-delay", type=float, default=None,
+                        help="kill within this many seconds after the run reports its directory "
+                             "(default: the uninterrupted run's length, so kills land anywhere in a run)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds processes may outlive a kill")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--work-dir", default=None)
@@ -158,8 +192,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     work_dir = pathlib.Path(args.work_dir or f"runs/chaos-{time.strftime('%Y%m%d-%H%M%S')}")
     flags = args.recipe_flags or DEFAULT_FLAGS
-    problems = chaos(args.script, flags, work_dir, args.kills, args.seed, args.max_delay, args.grace,
-                     args.timeout)
+    problems = chaos(args.script, flags, work_dir, args.kills, args.seed, args.grace, args.timeout,
+                     max_delay=args.max_delay)
     for p in problems:
         print("FAIL:", p)
     print("chaos: " + ("all kills resumed to the uninterrupted result" if not problems
