@@ -17,9 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The suite runs the same tiny recipes many times, in this process and in the
 # subprocesses it starts (kills and resumes): JAX's persistent compilation
 # cache compiles each of their functions once per session (the same
-# executables, so results are unchanged; it cuts the jax leg's run-integrity
-# tests to about a third). A temporary directory, removed at the end; the
-# subprocesses inherit it through the environment.
+# executables, so results are unchanged; the fault-injection test went from
+# 126 s to 38 s). A temporary directory, removed at the end; the subprocesses
+# inherit it through the environment.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _jax_cache = tempfile.mkdtemp(prefix="keras-har-tests-jax-cache-")
     atexit.register(shutil.rmtree, _jax_cache, ignore_errors=True)
