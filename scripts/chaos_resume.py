@@ -83,6 +83,11 @@ def stale_files(run_dir):
     return stale
 
 
+def run_args(run, flags):
+    """The recipe's arguments for `run`: resume it once it has a config, else start it."""
+    return ["--resume", str(run)] if (run / "config.json").exists() else flags + ["--output-dir", str(run)]
+
+
 def compare(reference, run):
     """Problems of a finished run against the reference (empty when identical)."""
     problems = []
@@ -124,9 +129,8 @@ def chaos(script, flags, work_dir, kills, seed, grace, timeout, log=print, max_d
     run = work_dir / f"chaos{episode}"
     while done_kills < kills and attempts < kills * 3:
         attempts += 1
-        args = ["--resume", str(run)] if (run / "config.json").exists() else flags + ["--output-dir", str(run)]
         log_file = work_dir / f"attempt{attempts}.log"
-        proc = start(script, args, tag, log_file)
+        proc = start(script, run_args(run, flags), tag, log_file)
         wait_for_start(proc, log_file, timeout, marker)
         delay = rng.uniform(0, length)
         try:
@@ -162,8 +166,8 @@ def chaos(script, flags, work_dir, kills, seed, grace, timeout, log=print, max_d
                     pass
     if done_kills < kills and not problems:
         problems.append(f"only {done_kills} of {kills} kills in {attempts} attempts")
-    args = ["--resume", str(run)] if (run / "config.json").exists() else flags + ["--output-dir", str(run)]
-    final = subprocess.run([sys.executable, str(script)] + args, capture_output=True, text=True, timeout=timeout)
+    final = subprocess.run([sys.executable, str(script)] + run_args(run, flags), capture_output=True, text=True,
+                           timeout=timeout)
     if final.returncode:
         return problems + [f"final resume failed: {final.stdout[-2000:]}{final.stderr[-2000:]}"]
     return problems + compare(reference, run)
