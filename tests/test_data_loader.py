@@ -157,3 +157,54 @@ def test_on_error_raise_without_workers_is_a_video_read_error(folder_with_bad_vi
                        on_error="raise", **CLIP)
     with pytest.raises(VideoReadError):
         list(data)
+
+
+def test_keras_spec_read_decodes_the_first_batches_once(folder_with_bad_videos, tmp_path):
+    """Keras' grain adapter reads a dataset's first two batches for their spec
+    and drops that iterator before iterating the dataset: the iterator that
+    follows replays those batches from the same worker, so each video is
+    decoded once a pass. Oracle: the unreadable videos the workers log, against
+    one plain pass without workers."""
+    import collections
+
+    def logged(path):
+        return collections.Counter(line.split("\t")[0] for line in open(path))
+
+    kwargs = dict(training=False, batch_size=2, with_weights=True, **CLIP)  # empty.avi is in batch 0
+    with make_loader(folder_with_bad_videos, workers=0, bad_video_log=tmp_path / "once.txt",
+                     **kwargs) as data:
+        list(data)
+    with make_loader(folder_with_bad_videos, workers=1, bad_video_log=tmp_path / "keras.txt",
+                     **kwargs) as data:
+        tiny_model(1).evaluate(data.build(), verbose=0)
+    assert logged(tmp_path / "keras.txt") == logged(tmp_path / "once.txt")
+    assert logged(tmp_path / "once.txt")[folder_with_bad_videos.items[0][0]] >= 1  # in batch 0
+
+
+def test_reused_iterator_gives_the_same_batches(test_set):
+    """An iterator dropped within the first two batches hands its worker to
+    the dataset's next iterator, which starts over from the first batch; one
+    that read further is closed, never handed on; `close()` ends them all."""
+    import itertools
+    import multiprocessing
+
+    older = set(multiprocessing.active_children())
+    with make_loader(test_set, training=False, batch_size=4, workers=0, **CLIP) as data:
+        expected = list(data)  # 3 batches
+    with make_loader(test_set, training=False, batch_size=4, workers=1, **CLIP) as data:
+        ds = data.build()
+        peek = list(itertools.islice(ds, 2))
+        reused = [tuple(np.asarray(a) for a in b) for b in ds]
+        further = iter(ds)
+        for _ in range(3):
+            next(further)
+        further.close()
+        fresh = [tuple(np.asarray(a) for a in b) for b in ds]
+        assert [p is not None for p in peek] == [True, True]
+    assert not [p for p in multiprocessing.active_children() if p not in older and p.is_alive()]
+    for got in (reused, fresh):
+        assert len(got) == len(expected) == 3
+        for (x, y), (xe, ye) in zip(got, expected):
+            np.testing.assert_array_equal(x, xe)
+            np.testing.assert_array_equal(y, ye)
+    np.testing.assert_array_equal(np.asarray(peek[1][0]), expected[1][0])

@@ -345,15 +345,31 @@ class VideoLoader:
         return self.steps_per_epoch
 
     def build(self, initial_epoch=0, epochs=1):
-        """Epochs `initial_epoch..epochs` (endless if None) as one dataset."""
+        """Epochs `initial_epoch..epochs` (endless if None) as one dataset.
+
+        A grain one's iterator closed (or dropped) after at most its first
+        `REPLAYED_BATCHES` batches keeps its workers for the dataset's next
+        iterator, which replays those batches and continues from it: Keras'
+        grain adapter reads the first batches of a dataset given to `fit` or
+        `evaluate` for their spec and drops that iterator, which would start
+        (and stop) the workers twice and decode those batches twice. The
+        workers stop at the latest with the loader's `close()`."""
+        return self._dataset(initial_epoch, epochs, reuse_first=True)
+
+    def _dataset(self, initial_epoch, epochs, reuse_first):
         per_epoch = self.sampler.per_epoch
         start = initial_epoch * per_epoch
         stop = ENDLESS if epochs is None else epochs * per_epoch
         if stop <= start:
             raise ValueError(f"no epochs between initial_epoch={initial_epoch} and epochs={epochs}.")
         if self.frontend == "tf":
-            return self._build_tf(start, stop)
-        return self._build_grain(start, stop)
+            return self._model_inputs(self._build_tf(start, stop))
+        ds = self._model_inputs(self._build_grain(start, stop))
+        return _closing_dataset(ds, self._iterators, reuse_first)
+
+    def _model_inputs(self, ds):
+        """The batches as the model takes them (a subclass may map them)."""
+        return ds
 
     def for_fit(self, initial_epoch=0):
         """The training stream for `model.fit(..., steps_per_epoch=self.steps_per_epoch)`."""
@@ -374,7 +390,7 @@ class VideoLoader:
                 grain.multiprocessing.MultiprocessingOptions(num_workers=self.workers),
                 worker_init_fn=init_worker,
             )
-        return _closing_dataset(ds, self._iterators)
+        return ds
 
     def sample_shape(self):
         """The shape of one sample's `x`."""
@@ -425,7 +441,7 @@ class VideoLoader:
         """Numpy batches of one epoch (the first: use `build` for others); the
         epoch's iterator is closed when the loop ends or is left."""
         seen = len(self.bad_videos())
-        ds = self.build(0, 1)
+        ds = self._dataset(0, 1, reuse_first=False)
         if self.frontend == "tf":
             yield from ds.as_numpy_iterator()
         else:
@@ -446,16 +462,118 @@ class VideoLoader:
         return [entry for entry in self.sampler.bad_log.entries() if entry[0] in own]
 
 
-def _closing_dataset(ds, registry):
+REPLAYED_BATCHES = 2  # what Keras' data adapters read for a dataset's spec
+
+
+class _Stream:
+    """One grain iterator (and its workers) with the batches it gave first."""
+
+    def __init__(self, iterator):
+        self.iterator = iterator
+        self.first = []  # its first REPLAYED_BATCHES batches; None once past them
+        self.exhausted = False
+
+
+class _StreamIterator:
+    """Reads a `_Stream` from its start: the recorded first batches, then the
+    stream's iterator (only one `_StreamIterator` reads a stream at a time)."""
+
+    def __init__(self, stream, park):
+        self._stream = stream
+        self._park = park  # called with the stream when this closes early; None: close it
+        self._position = 0
+        self._closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        stream = self._stream
+        if self._closed:
+            raise ValueError("this iterator is closed.")
+        if stream.first is not None and self._position < len(stream.first):
+            batch = stream.first[self._position]
+        elif stream.exhausted:
+            raise StopIteration
+        else:
+            try:
+                batch = next(stream.iterator)
+            except StopIteration:
+                stream.exhausted = True
+                raise
+            except BaseException:
+                stream.first = None  # broken: never handed on
+                raise
+            if stream.first is not None:
+                if len(stream.first) < REPLAYED_BATCHES:
+                    stream.first.append(batch)
+                else:
+                    stream.first = None  # past the replayable start: this reader's alone
+        self._position += 1
+        return batch
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        stream = self._stream
+        if self._park is not None and stream.first is not None and not stream.exhausted:
+            self._park(stream)
+        else:
+            _close_iterator(stream.iterator)
+
+
+def _close_iterator(iterator):
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+def _closing_dataset(ds, registry, reuse_first=True):
     """`ds` as a grain `IterDataset` whose iterators are recorded in
-    `registry` (so the loader can close them)."""
+    `registry` (so the loader can close them); with `reuse_first`, an
+    iterator closed within its first batches is parked for the next (see
+    `VideoLoader.build`)."""
     import grain
 
+    class StreamDatasetIterator(grain.DatasetIterator):
+        def __init__(self, reader):
+            super().__init__()
+            self._reader = reader
+
+        def __next__(self):
+            return next(self._reader)
+
+        def get_state(self):
+            raise NotImplementedError("keras-har loaders resume by epoch (build(initial_epoch)), "
+                                      "not from a grain iterator state.")
+
+        def set_state(self, state):
+            self.get_state()
+
+        def close(self):  # also grain's __del__
+            self._reader.close()
+
     class ClosingIterDataset(grain.IterDataset):
+        def __init__(self, parent):
+            super().__init__(parent)
+            self._lock = threading.Lock()
+            self._parked = None  # a stream closed early, for the next iterator
+
+        def _park(self, stream):
+            with self._lock:
+                if self._parked is None:
+                    self._parked = stream
+                    return
+            _close_iterator(stream.iterator)  # one spare is enough
+
         def __iter__(self):
-            iterator = self._parent.__iter__()
-            registry.append(iterator)
-            return iterator
+            with self._lock:
+                stream, self._parked = self._parked, None
+            if stream is None:
+                stream = _Stream(self._parent.__iter__())
+                registry.append(stream.iterator)
+            return StreamDatasetIterator(_StreamIterator(stream, self._park if reuse_first else None))
 
         def __str__(self):
             return "ClosingIterDataset"

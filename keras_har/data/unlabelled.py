@@ -106,8 +106,7 @@ def as_model_inputs(batch):
 class MaskedVideoLoader(VideoLoader):
     """`VideoLoader` whose datasets yield the pretrainer's input dicts."""
 
-    def build(self, initial_epoch=0, epochs=1):
-        ds = super().build(initial_epoch, epochs)
+    def _model_inputs(self, ds):
         if self.frontend == "tf":
             import tensorflow as tf
 
