@@ -324,16 +324,13 @@ class VideoLoader:
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} videos are fewer than one batch of {batch_size}.")
         sampler.per_epoch = self.steps_per_epoch * batch_size if drop_remainder else n
-        self._iterators = []  # every grain iterator of the datasets built, to close
+        self._streams = []  # every grain iterator of the datasets built, to close
 
     def close(self):
         """Close every iterator of the datasets this loader built (worker
         processes joined, shared memory released). Idempotent."""
-        while self._iterators:
-            iterator = self._iterators.pop()
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+        while self._streams:
+            self._streams.pop().close()
 
     def __enter__(self):
         return self
@@ -365,7 +362,7 @@ class VideoLoader:
         if self.frontend == "tf":
             return self._model_inputs(self._build_tf(start, stop))
         ds = self._model_inputs(self._build_grain(start, stop))
-        return _closing_dataset(ds, self._iterators, reuse_first)
+        return _closing_dataset(ds, self._streams, reuse_first)
 
     def _model_inputs(self, ds):
         """The batches as the model takes them (a subclass may map them)."""
@@ -468,10 +465,18 @@ REPLAYED_BATCHES = 2  # what Keras' data adapters read for a dataset's spec
 class _Stream:
     """One grain iterator (and its workers) with the batches it gave first."""
 
-    def __init__(self, iterator):
+    def __init__(self, iterator, record=True):
         self.iterator = iterator
-        self.first = []  # its first REPLAYED_BATCHES batches; None once past them
+        # Its first REPLAYED_BATCHES batches; None once past them (or not recorded).
+        self.first = [] if record else None
         self.exhausted = False
+
+    def close(self):
+        """Stop the workers; drop the recorded batches (shared memory)."""
+        self.first = None
+        close = getattr(self.iterator, "close", None)
+        if close is not None:
+            close()
 
 
 class _StreamIterator:
@@ -520,18 +525,12 @@ class _StreamIterator:
         if self._park is not None and stream.first is not None and not stream.exhausted:
             self._park(stream)
         else:
-            _close_iterator(stream.iterator)
-
-
-def _close_iterator(iterator):
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
+            stream.close()
 
 
 def _closing_dataset(ds, registry, reuse_first=True):
-    """`ds` as a grain `IterDataset` whose iterators are recorded in
-    `registry` (so the loader can close them); with `reuse_first`, an
+    """`ds` as a grain `IterDataset` whose iterators' `_Stream`s are recorded
+    in `registry` (so the loader can close them); with `reuse_first`, an
     iterator closed within its first batches is parked for the next (see
     `VideoLoader.build`)."""
     import grain
@@ -565,14 +564,14 @@ def _closing_dataset(ds, registry, reuse_first=True):
                 if self._parked is None:
                     self._parked = stream
                     return
-            _close_iterator(stream.iterator)  # one spare is enough
+            stream.close()  # one spare is enough
 
         def __iter__(self):
             with self._lock:
                 stream, self._parked = self._parked, None
             if stream is None:
-                stream = _Stream(self._parent.__iter__())
-                registry.append(stream.iterator)
+                stream = _Stream(self._parent.__iter__(), record=reuse_first)
+                registry.append(stream)
             return StreamDatasetIterator(_StreamIterator(stream, self._park if reuse_first else None))
 
         def __str__(self):
