@@ -460,6 +460,8 @@ class VideoLoader:
 
 
 REPLAYED_BATCHES = 2  # what Keras' data adapters read for a dataset's spec
+NO_ITERATOR_STATE = ("keras-har loaders resume by epoch (build(initial_epoch)), "
+                     "not from a grain iterator state.")
 
 
 class _Stream:
@@ -544,11 +546,10 @@ def _closing_dataset(ds, registry, reuse_first=True):
             return next(self._reader)
 
         def get_state(self):
-            raise NotImplementedError("keras-har loaders resume by epoch (build(initial_epoch)), "
-                                      "not from a grain iterator state.")
+            raise NotImplementedError(NO_ITERATOR_STATE)
 
         def set_state(self, state):
-            self.get_state()
+            raise NotImplementedError(NO_ITERATOR_STATE)
 
         def close(self):  # also grain's __del__
             self._reader.close()
