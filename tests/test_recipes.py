@@ -6,6 +6,8 @@ import csv
 import importlib.util
 import json
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -175,3 +177,21 @@ def test_resume_refuses_a_directory_without_a_run(tmp_path):
     recipe = load_recipe("videomae_two_phase")
     with pytest.raises(SystemExit):
         recipe.main(["--resume", str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", ["videomae_two_phase", "baseline_vit_small", "videomae_pretrain"])
+def test_loader_workers_import_no_backend_from_the_recipe(name):
+    """multiprocessing's spawn runs the main script again in every grain worker
+    (`runpy.run_path(script, run_name="__mp_main__")`, in
+    multiprocessing/spawn.py): a recipe imported that way imports neither Keras
+    nor a backend, so its workers stay small and start fast."""
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+            "print(','.join(m for m in ('keras', 'keras_hub', 'jax', 'torch', 'tensorflow') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(RECIPES / f"{name}.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "", proc.stdout
+    # The same script as the main program does import them (the check above can fail).
+    proc = subprocess.run([sys.executable, "-c", code.replace("__mp_main__", "recipe"), str(RECIPES / f"{name}.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert "keras" in proc.stdout.split(","), proc.stdout + proc.stderr[-2000:]
