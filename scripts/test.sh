@@ -51,6 +51,10 @@ count() {  # backend log exit-status: add one backend's pytest summary to the to
   fi
 }
 
+pytest_under() {  # backend: exec pytest under that backend (own cache directory: runs may go side by side)
+  KERAS_BACKEND=$1 exec "$VENV/bin/python" -m pytest -q -o cache_dir=".pytest_cache/$1" "${PYTEST_ARGS[@]}"
+}
+
 read -r -a queue <<< "${BACKENDS:-jax torch tensorflow}"
 declare -A start
 logs=$(mktemp -d)
@@ -58,7 +62,7 @@ trap 'rm -rf "$logs"' EXIT
 if [ "$JOBS" -eq 1 ]; then
   for backend in "${queue[@]}"; do
     echo "=== KERAS_BACKEND=$backend ==="
-    KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q "${PYTEST_ARGS[@]}" 2>&1 | tee "$logs/$backend.log"
+    pytest_under "$backend" 2>&1 | tee "$logs/$backend.log"
     count "$backend" "$logs/$backend.log" "${PIPESTATUS[0]}"
   done
 else
@@ -71,9 +75,8 @@ else
       backend=${queue[0]}; queue=("${queue[@]:1}")
       echo "=== KERAS_BACKEND=$backend: started at $(date +%T) ==="
       start[$backend]=$(date +%s)
-      KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -o cache_dir=".pytest_cache/$backend" \
-        "${PYTEST_ARGS[@]}" > "$logs/$backend.log" 2>&1 &
-      pid[$backend]=$!
+      pytest_under "$backend" > "$logs/$backend.log" 2>&1 &
+      pid[$backend]=$!  # pytest's own pid (the function's subshell execs it)
       running+=("$backend")
     done
     sleep 1
