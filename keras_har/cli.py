@@ -1,5 +1,8 @@
-"""The `keras-har` command: evaluate a run, label videos, convert checkpoints.
+"""The `keras-har` command: train, evaluate a run, label videos, convert checkpoints.
 
+    keras-har train videomae-two-phase                                 # the built-in synthetic data
+    keras-har train baseline-vit-small --dataset hmdb51 --data-root ... --split-dir ...
+    keras-har pretrain --dataset folder --data-root my_videos/
     keras-har evaluate --run-dir runs/videomae_two_phase-...          # its own test split
     keras-har evaluate --preset ./videomae_k400_keras --dataset folder --data-root clips/
     keras-har predict clip1.avi clip2.mp4 --run-dir runs/videomae_two_phase-... [--json]
@@ -16,56 +19,20 @@ unreadable videos give one clear line on stderr and exit status 2
 import argparse
 import contextlib
 import json
-import logging
 import os
 import pathlib
 import shutil
 import sys
 import textwrap
 
+from keras_har import flags
 from keras_har.data import views as view_protocols
-from keras_har.data.dataset_flags import DATASET_KEYS, DATASETS
+from keras_har.data.dataset_flags import DATASET_KEYS
+from keras_har.errors import EXIT_USAGE, CLIError
+from keras_har.errors import debug as _debug
+from keras_har.errors import one_line as _one_line
 
-EXIT_USAGE = 2
-
-
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-def _count(minimum):
-    """An argparse type: an integer >= minimum."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _one_line(error):
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def _debug():
-    return os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0")
-
-
-class _StderrProxy:
-    """A stream that writes to whatever `sys.stderr` is at the time (for logging)."""
-
-    def write(self, text):
-        return sys.stderr.write(text)
-
-    def flush(self):
-        sys.stderr.flush()
+_count = flags.count
 
 
 @contextlib.contextmanager
@@ -220,8 +187,7 @@ def cmd_evaluate(args):
     saved = _run_config(args)
     settings = _dataset_settings(args, saved)
     model, source = _model_from_args(args)
-    from keras_har import evaluation, plots
-    from keras_har.training import checkpoints
+    from keras_har import evaluation
 
     test_set = _test_dataset(settings, model.class_names if model.labels else None)
     if list(test_set.class_names) != list(model.class_names) and (
@@ -246,28 +212,24 @@ def cmd_evaluate(args):
     )
     name = f"official{num_clips}" if args.views == "official" else args.views
     out = pathlib.Path(args.output) if args.output else pathlib.Path(args.run_dir or ".") / f"evaluation-{name}"
-    out.mkdir(parents=True, exist_ok=True)
     import keras
 
-    metrics = {
-        **evaluation.summary(result),
-        "views": args.views,
-        "num_views": result["num_views"],
-        "num_clips": num_clips,
-        "num_videos": result["num_videos"],
-        "skipped_videos": result["skipped_videos"],
-        "per_class_accuracy": dict(zip(result["class_names"], result["per_class_accuracy"])),
-        "clip": {"num_frames": num_frames, "sampling_rate": sampling_rate, "image_size": image_size},
-        "dataset": {k: v for k, v in settings.items() if v is not None},
-        "model": source,
-        "backend": keras.backend.backend(),
-    }
-    checkpoints.write_json(out / "metrics.json", metrics)
-    checkpoints.write_json(out / "evaluation.json", result)
-    plots.plot_confusion_matrix(result["confusion_matrix"], result["class_names"],
-                                out / "confusion_matrix.png",
-                                title=f"{name}: top-1 {result['top1']:.3f}")
-    skipped = f", {len(result['skipped_videos'])} unreadable skipped" if result["skipped_videos"] else ""
+    from keras_har.training.experiment import write_evaluation
+
+    protocol = {"single": "single_view", "tta": "tta", "official": "official"}[args.views]
+    skipped = [str(p) for p in result["skipped_videos"]]
+    metrics = evaluation.test_metrics(
+        {protocol: result}, tta_views=result["num_views"] if protocol == "tta" else None,
+        official_clips=num_clips if protocol == "official" else None,
+        skipped_videos={"train": [], "test": skipped},
+        selection=None, num_val_videos=None,
+        clip={"num_frames": num_frames, "sampling_rate": sampling_rate, "image_size": image_size},
+        dataset={k: v for k, v in settings.items() if v is not None},
+        model=source,
+        backend=keras.backend.backend(),
+    )
+    write_evaluation(out, metrics, {protocol: result}, name)
+    skipped = f", {len(skipped)} unreadable skipped" if skipped else ""
     low, high = result["top1_ci95"]
     print(f"{name} ({result['num_views']} views): top-1 {result['top1']:.4f} (95% CI {low:.3f}-{high:.3f})  "
           f"top-5 {result['top5']:.4f}  "
@@ -510,20 +472,8 @@ def cmd_prepare(args):
 
 
 def _add_model_args(p, views=True):
-    g = p.add_argument_group("model (one of)")
-    m = g.add_mutually_exclusive_group()
-    m.add_argument("--run-dir", metavar="DIR",
-                   help="a finished recipe run: its model/ and the clip settings of its config.json")
-    m.add_argument("--preset", metavar="P",
-                   help="a preset: our preset or a Hugging Face / timm directory, hf://org/name, "
-                        "or a known name (e.g. videomae_base_kinetics)")
-    g = p.add_argument_group("clips")
-    g.add_argument("--num-frames", type=_count(1), metavar="N",
-                   help="frames per clip (default: the run's, else the model's)")
-    g.add_argument("--sampling-rate", type=_count(1), metavar="N",
-                   help="frame stride (default: the run's, else 2)")
-    g.add_argument("--image-size", type=_count(1), metavar="N",
-                   help="crop size (default: the run's, else the model's)")
+    flags.add_model_args(p)
+    g = flags.add_clip_args(p, training=False)
     if not views:
         return
     g.add_argument("--views", choices=view_protocols.COMMAND_LINE_VIEWS, default="single",
@@ -533,23 +483,33 @@ def _add_model_args(p, views=True):
 
 
 def _add_dataset_args(p):
-    g = p.add_argument_group("dataset (default: the run's config.json)")
-    g.add_argument("--dataset", choices=DATASETS,
-                   help="synthetic, hmdb51, ucf101, folder (root/<class>/*.avi, or its val/ "
-                        "subfolder when there is one) or csv")
-    g.add_argument("--synthetic", choices=("easy", "hard"), help="synthetic: the profile (default easy)")
-    g.add_argument("--data-root", metavar="DIR", help="videos root (csv: relative paths are taken from it)")
-    g.add_argument("--split-dir", metavar="DIR", help="hmdb51: testTrainMulti_7030_splits; ucf101: ucfTrainTestlist")
-    g.add_argument("--split", type=_count(1), metavar="N", help="official split number, 1-3 (default 1)")
-    g.add_argument("--train-list", help=argparse.SUPPRESS)  # accepted for config.json symmetry
-    g.add_argument("--val-list", metavar="CSV", help="csv: CSV of path,label of the test videos")
-    g.add_argument("--loader", choices=("grain", "tf"), help="grain (default) or tf.data")
-    g.add_argument("--workers", type=_count(0), metavar="N",
-                   help="loader worker processes (default 2; 0 = inline)")
-    g.add_argument("--on-bad-video", choices=("skip", "raise"),
-                   help="skip (default: warned, listed in metrics.json) or stop at an unreadable video")
+    flags.add_dataset_args(p, training=False)
+    g = flags.add_loader_args(p, training=False)
     g.add_argument("--batch-size", type=_count(1), metavar="N", default=4,
                    help="videos per model call (x views; default 4)")
+
+
+def cmd_train(args):
+    from keras_har.recipes import get_recipe
+    from keras_har.training import experiment
+
+    recipe = get_recipe(args.recipe)
+    prog = f"keras-har {args.command}" + (f" {args.recipe}" if args.command == "train" else "")
+    try:
+        recipe.main(args.recipe_args, prog=prog)
+    except BaseException as e:  # noqa: B036 -- the run-directory aware message, then main()'s report
+        if isinstance(e, (SystemExit, KeyboardInterrupt)) or _debug() or not _user_error(e):
+            raise
+        raise CLIError(experiment.describe_error(e)) from None
+    finally:
+        experiment.release_run_dirs()
+    return 0
+
+
+def _user_error(error):
+    from keras_har.errors import is_user_error
+
+    return is_user_error(error)
 
 
 def build_parser():
@@ -560,6 +520,31 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from keras_har.recipes import PRETRAIN_RECIPE, TRAIN_RECIPES  # names only, no Keras
+
+    p = sub.add_parser(
+        "train", help="train a video classifier with a recipe (run directory, resumable)",
+        formatter_class=formatter,
+        description=_text(
+            "Run a training recipe: " + ", ".join(TRAIN_RECIPES) + ". With no dataset flags it "
+            "trains on the built-in synthetic videos (generated on first use); every number is a "
+            "flag. `keras-har train NAME --help` lists a recipe's flags."),
+        epilog="examples:\n  keras-har train videomae-two-phase\n"
+               "  keras-har train videomae-two-phase --dataset hmdb51 --data-root data/hmdb51 "
+               "--split-dir data/testTrainMulti_7030_splits\n"
+               "  keras-har train baseline-vit-small --resume runs/baseline_vit_small-20250101-120000",
+    )
+    p.add_argument("recipe", choices=TRAIN_RECIPES, metavar="RECIPE", help=", ".join(TRAIN_RECIPES))
+    p.add_argument("recipe_args", nargs=argparse.REMAINDER, metavar="...", help="the recipe's flags")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "pretrain", help="VideoMAE masked-autoencoder pre-training on unlabelled videos",
+        formatter_class=formatter,
+        description="Run the VideoMAE pre-training recipe; `keras-har pretrain --help` lists its flags.",
+    )
+    p.set_defaults(func=cmd_train, recipe=PRETRAIN_RECIPE, recipe_args=[])
 
     p = sub.add_parser(
         "evaluate", help="test metrics of a run or a preset on a dataset", formatter_class=formatter,
@@ -710,32 +695,31 @@ def _version():
     return __version__
 
 
-def main(argv=None):
-    from keras_har.utils.terminal import allow_any_file_name_on_output
+def _recipe_command(argv):
+    """`train RECIPE ...` / `pretrain ...`: the recipe parses its own flags
+    (--help included); None for any other command line."""
+    from keras_har.recipes import PRETRAIN_RECIPE, TRAIN_RECIPES
 
-    allow_any_file_name_on_output()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s",
-                        stream=_StderrProxy())
+    if argv[:1] == ["pretrain"]:
+        return argparse.Namespace(command="pretrain", recipe=PRETRAIN_RECIPE, recipe_args=argv[1:], func=cmd_train)
+    if argv[:1] == ["train"] and len(argv) > 1 and argv[1] in TRAIN_RECIPES:
+        return argparse.Namespace(command="train", recipe=argv[1], recipe_args=argv[2:], func=cmd_train)
+    return None
+
+
+def main(argv=None):
+    from keras_har.errors import report
+    from keras_har.utils.terminal import setup_logging
+
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    args = _recipe_command(argv) or build_parser().parse_args(argv)
+    setup_logging(training=args.func is cmd_train)
     try:
         return args.func(args)
-    except CLIError as e:
-        message = _one_line(e)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `keras-har predict ... | head`: stop quietly
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except Exception as e:
-        from keras_har.data.decoding import VideoReadError
-
-        if _debug() or not isinstance(e, (OSError, ValueError, VideoReadError)):
+    except BaseException as e:  # noqa: B036 -- SystemExit passes through
+        if isinstance(e, SystemExit):
             raise
-        message = _one_line(e)
-    print(f"keras-har {args.command}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+        return report(e, prefix=f"keras-har {args.command}")
 
 
 if __name__ == "__main__":

@@ -339,3 +339,42 @@ def evaluate_protocols(model, batches, paths=None, class_names=None, tta_views=6
 def summary(metrics):
     """The short form written to metrics.json: top1, top5, mean_class_accuracy, top1_ci95."""
     return {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy", "top1_ci95")}
+
+
+# metrics.json's protocol keys, and the loader views each is computed from.
+PROTOCOLS = ("single_view", "tta", "official")
+
+
+def test_metrics(results, *, tta_views=None, official_clips=None, skipped_videos=None, **context):
+    """The one metrics.json schema, written by the recipes' final evaluation
+    and by `keras-har evaluate`.
+
+    `results` maps the protocols evaluated (keys of `PROTOCOLS`: "single_view",
+    "tta", "official") to `evaluate`'s results. The file holds, for each of
+    them, `{top1, top5, mean_class_accuracy, top1_ci95, num_views,
+    per_class_accuracy}`; then `protocols` (those evaluated), `tta_views`,
+    `official_clips`, `num_videos`, `skipped_videos` (`{"train": [...],
+    "test": [...]}`) and the `context` given (e.g. `selection`,
+    `num_val_videos`, `clip`, `dataset`, `model`, `backend`)."""
+    unknown = set(results) - set(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"unknown protocols {sorted(unknown)}; they are {', '.join(PROTOCOLS)}.")
+    views = {"single_view": 1, "tta": tta_views or 1, "official": 3 * (official_clips or OFFICIAL_CLIPS)}
+    metrics = {}
+    for name, result in results.items():
+        metrics[name] = {
+            **summary(result),
+            "num_views": views[name],
+            "per_class_accuracy": dict(zip(result["class_names"], result["per_class_accuracy"])),
+        }
+    first = next(iter(results.values()))
+    metrics.update({
+        "protocols": list(results),
+        "tta_views": tta_views if "tta" in results else None,
+        "official_clips": official_clips if "official" in results else None,
+        "num_videos": first["num_videos"],
+        "skipped_videos": skipped_videos if skipped_videos is not None else {"train": [], "test": []},
+    })
+    metrics.update(context)
+    return metrics
+

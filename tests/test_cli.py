@@ -165,12 +165,15 @@ def test_evaluate_run_dir_writes_metrics_and_plot(run, capfd):
     out_dir = run_dir / "evaluation-single"
     metrics = json.loads((out_dir / "metrics.json").read_text())
     top1, predicted = hand_metrics(model, test_set)
-    assert metrics["top1"] == pytest.approx(top1)
-    assert metrics["num_videos"] == len(test_set) == 12 and metrics["views"] == "single"
+    # The recipes' metrics.json schema (evaluation.test_metrics), with the protocol evaluated.
+    assert metrics["protocols"] == ["single_view"] and metrics["single_view"]["num_views"] == 1
+    assert metrics["single_view"]["top1"] == pytest.approx(top1)
+    assert metrics["num_videos"] == len(test_set) == 12
     assert metrics["clip"] == {"num_frames": NUM_FRAMES, "sampling_rate": SAMPLING_RATE, "image_size": IMAGE_SIZE}
-    assert metrics["backend"] == keras.backend.backend() and metrics["skipped_videos"] == []
+    assert metrics["backend"] == keras.backend.backend()
+    assert metrics["skipped_videos"] == {"train": [], "test": []}
     assert (out_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    full = json.loads((out_dir / "evaluation.json").read_text())
+    full = json.loads((out_dir / "evaluation.json").read_text())["single_view"]
     assert [p["predicted"] for p in full["predictions"]] == predicted
     assert [p["path"] for p in full["predictions"]] == [p for p, _ in test_set.items]
     assert np.sum(full["confusion_matrix"]) == 12
@@ -187,8 +190,8 @@ def test_evaluate_preset_with_dataset_flags_tta(run, tiny_synthetic, tmp_path, c
          "--output", tmp_path / "eval"], capfd)
     assert code == 0, err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["num_views"] == 6 and metrics["views"] == "tta"
-    assert metrics["top1"] == pytest.approx(hand_metrics(model, test_set, "tta6")[0])
+    assert metrics["protocols"] == ["tta"] and metrics["tta"]["num_views"] == 6 and metrics["tta_views"] == 6
+    assert metrics["tta"]["top1"] == pytest.approx(hand_metrics(model, test_set, "tta6")[0])
     assert (tmp_path / "eval" / "confusion_matrix.png").exists()
 
 

@@ -8,7 +8,7 @@ from keras_har import data
 from keras_har.data import clip_transforms
 from keras_har.data.masking import MaskGenerator
 from keras_har.data.splits import DatasetIndexError
-from keras_har.data.unlabelled import UnlabelledVideos, make_pretrain_loader
+from keras_har.data.unlabelled import UnlabelledVideos
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def test_multi_scale_crop_is_one_box_for_the_clip():
 
 def loader_batches(videos, loader, training=True, **kwargs):
     generator = MaskGenerator(4, 32, 8, 2, 0.75)
-    it = make_pretrain_loader(videos, training=training, batch_size=2, mask_generator=generator, num_frames=4,
-                              image_size=32, loader=loader, workers=0, seed=3, epochs=2, **kwargs)
+    it = data.make_loader(videos, training=training, batch_size=2, mask_generator=generator, num_frames=4,
+                          image_size=32, loader=loader, workers=0, seed=3, epochs=2, **kwargs)
     return generator, it, list(iter(it.for_fit()))
 
 

@@ -3,8 +3,9 @@ included), under the current backend; resuming a killed run gives the same
 result as a run that was never interrupted."""
 
 import csv
-import importlib.util
+import importlib
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -20,10 +21,9 @@ RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 
 
 def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The packaged recipe behind `recipes/<name>.py` (a `Recipe`: main,
+    build_parser, resolve_defaults, build_model, its defaults)."""
+    return importlib.import_module(f"keras_har.recipes.{name}").RECIPE
 
 
 def dataset_flags(tiny_synthetic):
@@ -173,25 +173,77 @@ def test_resume_after_kills_matches_an_uninterrupted_run(tiny_synthetic, referen
         assert metrics[view] == ref_metrics[view]
 
 
+def test_evaluate_writes_the_recipes_metrics_schema(reference_run, tmp_path):
+    """`keras-har evaluate` and the recipe's final evaluation write one
+    metrics.json schema: the same keys, and the same numbers for a protocol
+    both evaluated on the same run (the recipe's TTA from its one-decode
+    protocols, evaluate's from its own 6-view loader)."""
+    from keras_har.cli import main
+
+    out, _ = reference_run
+    assert main(["evaluate", "--run-dir", str(out), "--views", "tta", "--workers", "0",
+                 "--output", str(tmp_path / "eval")]) == 0
+    recipe = json.loads((out / "metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert recipe["protocols"] == ["single_view", "tta", "official"] and evaluated["protocols"] == ["tta"]
+    assert set(evaluated) == set(recipe) - {"single_view", "official", "synthetic"}
+    assert set(evaluated["tta"]) == set(recipe["tta"])
+    assert evaluated["tta"]["top1"] == pytest.approx(recipe["tta"]["top1"])
+    assert evaluated["tta"]["per_class_accuracy"] == pytest.approx(recipe["tta"]["per_class_accuracy"])
+    assert evaluated["num_videos"] == recipe["num_videos"] and evaluated["clip"] == recipe["clip"]
+
+
 def test_resume_refuses_a_directory_without_a_run(tmp_path):
     recipe = load_recipe("videomae_two_phase")
     with pytest.raises(SystemExit):
         recipe.main(["--resume", str(tmp_path)])
 
 
-@pytest.mark.parametrize("name", ["videomae_two_phase", "baseline_vit_small", "videomae_pretrain"])
-def test_loader_workers_import_no_backend_from_the_recipe(name):
-    """multiprocessing's spawn runs the main script again in every grain worker
-    (`runpy.run_path(script, run_name="__mp_main__")`, in
-    multiprocessing/spawn.py): a recipe imported that way imports neither Keras
-    nor a backend, so its workers stay small and start fast."""
-    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
-            "print(','.join(m for m in ('keras', 'keras_hub', 'jax', 'torch', 'tensorflow') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code, str(RECIPES / f"{name}.py")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "", proc.stdout
-    # The same script as the main program does import them (the check above can fail).
-    proc = subprocess.run([sys.executable, "-c", code.replace("__mp_main__", "recipe"), str(RECIPES / f"{name}.py")],
-                          capture_output=True, text=True, timeout=120)
-    assert "keras" in proc.stdout.split(","), proc.stdout + proc.stderr[-2000:]
+USER_SCRIPT = """
+import os, sys
+if __name__ == "__mp_main__":  # this script run again in a spawned process
+    with open(os.environ["MARKER"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+import keras  # a user's own script: Keras at the top, no import guard
+from keras_har import data
+
+if __name__ == "__main__":
+    ds = data.HMDB51(sys.argv[1], sys.argv[2], split=1, subset="train")
+    with data.make_loader(ds, training=True, batch_size=4, num_frames=4, image_size=32, workers=2,
+                          epochs=1) as loader:
+        print("batches", sum(1 for _ in loader))
+    import multiprocessing  # another process the script spawns still runs it, as Python does
+    p = multiprocessing.get_context("spawn").Process(target=print)
+    p.start(); p.join()
+"""
+
+
+def test_loader_workers_do_not_run_the_main_script(tiny_synthetic, tmp_path):
+    """multiprocessing's spawn runs the main script again in every new process
+    (as `__mp_main__`); a keras-har loader's grain workers skip it, so a
+    user's script that imports Keras at the top needs no `__mp_main__`
+    guard for light workers. The oracle: a file the script appends to
+    whenever it runs as `__mp_main__` (one line: the process the script
+    spawns itself, not the two loader workers)."""
+    script, marker = tmp_path / "user_script.py", tmp_path / "marker"
+    script.write_text(USER_SCRIPT)
+    env = {**os.environ, "MARKER": str(marker)}
+    proc = subprocess.run([sys.executable, str(script), *map(str, tiny_synthetic)], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = len(data.HMDB51(*tiny_synthetic, split=1, subset="train")) // 4
+    assert f"batches {expected}" in proc.stdout, proc.stdout
+    assert len(marker.read_text().split()) == 1, marker.read_text()
+
+
+def test_recipe_scripts_are_the_commands():
+    """recipes/*.py run `keras-har train NAME` / `keras-har pretrain` (the
+    packaged recipes): their --help is the command's."""
+    for script, command in (("videomae_two_phase", "keras-har train videomae-two-phase"),
+                            ("baseline_vit_small", "keras-har train baseline-vit-small"),
+                            ("videomae_pretrain", "keras-har pretrain")):
+        proc = subprocess.run([sys.executable, str(RECIPES / f"{script}.py"), "--help"], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.startswith(f"usage: {command} "), proc.stdout[:200]
+        assert "--output-dir" in proc.stdout and "--dataset" in proc.stdout

@@ -36,4 +36,4 @@ from keras_har.data.synthetic_videos import (
 )
 from keras_har.data.masking import MaskGenerator
 from keras_har.data.subsets import stratified_subset
-from keras_har.data.unlabelled import UnlabelledVideos, make_pretrain_loader
+from keras_har.data.unlabelled import UnlabelledVideos

@@ -32,6 +32,8 @@ import numpy as np
 class VideoReadError(RuntimeError):
     """A video that cannot be opened or decoded; the message names the file."""
 
+    user_error = True  # keras_har.errors: one line, exit status 2
+
 
 # Decoder threads: 0 = one per CPU, for frames at least THREADED_PIXELS large
 # (smaller ones decode on one thread).

@@ -27,6 +27,7 @@ from keras_har.data import clip_transforms, decoding
 from keras_har.data.mixing import mix_batch, one_hot
 from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
 from keras_har.data.views import num_views
+from keras_har.data.worker_processes import without_main_script
 
 logger = logging.getLogger("keras_har")
 
@@ -504,7 +505,8 @@ class _StreamIterator:
             raise StopIteration
         else:
             try:
-                batch = next(stream.iterator)
+                with without_main_script():  # the first next() starts grain's workers
+                    batch = next(stream.iterator)
             except StopIteration:
                 stream.exhausted = True
                 raise
@@ -587,8 +589,9 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
                 switch_prob=0.5, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
                 epochs=None, with_index=False, with_weights=False, bad_video_log=None, shard_index=0,
-                shard_count=1):
-    """Batches of `dataset` (any index with `.items` and `.class_names`).
+                shard_count=1, mask_generator=None, flip_prob=None, scales=None):
+    """Batches of `dataset` (any index with `.items` and `.class_names`), or
+    masked-autoencoder batches of it when `mask_generator` is given.
 
     Batches are `(x, y)`: `x` float32 `(B, T, S, S, 3)` normalised with
     `mean`/`std` on [0, 1] RGB (`(B, V, T, S, S, 3)` for multi-view), `y`
@@ -634,9 +637,24 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
             epoch. In training every shard gets `len(dataset) // shard_count`
             videos (the same number of steps on every process); `batch_size`
             is the per-process batch.
+        mask_generator: pre-training (`VideoMAEPretrainer.mask_generator()`):
+            batches are the pretrainer's `{"videos", "bool_masked_pos"}`
+            dicts, labels ignored, with the pre-training crop: multi-scale
+            `scales` (VideoMAE's `GroupMultiScaleCrop`: 1, .875, .75, .66)
+            and a flip with probability `flip_prob` (default 0.5; the official
+            scripts: 0). Labels, views and Mixup do not apply.
     """
     if loader not in ("grain", "tf"):
         raise ValueError(f"loader must be 'grain' or 'tf', got {loader!r}.")
+    if mask_generator is not None:
+        from keras_har.data.unlabelled import masked_loader
+
+        return masked_loader(
+            dataset, training=training, batch_size=batch_size, mask_generator=mask_generator,
+            num_frames=num_frames, sampling_rate=sampling_rate, image_size=image_size, mean=mean, std=std,
+            flip_prob=0.5 if flip_prob is None else flip_prob, scales=scales, loader=loader, workers=workers,
+            seed=seed, drop_remainder=drop_remainder, on_error=on_error, epochs=epochs,
+            bad_video_log=bad_video_log, shard_index=shard_index, shard_count=shard_count)
     num_classes = num_classes or len(dataset.class_names)
     if training and views != "single":
         raise ValueError("multi-view batches are for evaluation (training=False).")

@@ -8,7 +8,7 @@ Sources (labels, where there are any, are ignored):
   * `UnlabelledVideos.from_dataset(index)`: any labelled index, e.g. the train
     split of `HMDB51` / `UCF101`.
 
-`make_pretrain_loader` gives batches `{"videos": (B, T, S, S, 3) float32,
+`keras_har.data.make_loader(..., mask_generator=...)` gives batches `{"videos": (B, T, S, S, 3) float32,
 "bool_masked_pos": (B, tokens) bool}` for `VideoMAEPretrainer.fit`, from grain
 or tf.data alike, with the per-sample code of the labelled loader
 (`ClipSampler`): the clip start, the multi-scale crop, the flip and the mask
@@ -125,20 +125,12 @@ class MaskedVideoLoader(VideoLoader):
             self.close()
 
 
-def make_pretrain_loader(dataset, *, training, batch_size, mask_generator, num_frames=16, sampling_rate=2,
-                         image_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                         flip_prob=0.5, scales=clip_transforms.MULTI_SCALES, loader="grain", workers=2,
-                         seed=0, drop_remainder=None, on_error="skip", epochs=None, bad_video_log=None,
-                         shard_index=0, shard_count=1):
-    """Masked-autoencoder batches of `dataset` (any index; labels ignored).
-
-    `mask_generator` is the model's (`VideoMAEPretrainer.mask_generator()`).
-    Other arguments as `keras_har.data.make_loader`; `flip_prob` and `scales`
-    are the pre-training crop's (VideoMAE's official script: no flip;
-    `GroupMultiScaleCrop` scales 1, .875, .75, .66).
-    """
-    if loader not in ("grain", "tf"):
-        raise ValueError(f"loader must be 'grain' or 'tf', got {loader!r}.")
+def masked_loader(dataset, *, training, batch_size, mask_generator, num_frames, sampling_rate, image_size,
+                  mean, std, flip_prob, scales, loader, workers, seed, drop_remainder, on_error, epochs,
+                  bad_video_log, shard_index, shard_count):
+    """`keras_har.data.make_loader(..., mask_generator=...)`: masked-autoencoder
+    batches of `dataset` (any index; labels ignored)."""
+    scales = clip_transforms.MULTI_SCALES if scales is None else scales
     sampler = MaskedClipSampler(
         dataset.items, mask_generator=mask_generator, flip_prob=flip_prob, scales=scales,
         training=training, num_frames=num_frames, sampling_rate=sampling_rate, image_size=image_size,

@@ -26,7 +26,7 @@ import time
 import keras
 
 from keras_har import evaluation, plots
-from keras_har.data.dataset_flags import DATASETS, SELECTIONS, SYNTHETIC_PROFILES
+from keras_har.data.dataset_flags import DATASET_KEYS
 from keras_har.training import checkpoints
 from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
@@ -40,19 +40,17 @@ class RunDirectoryError(ValueError):
 
 
 def run_main(main, argv=None):
-    """Run a recipe's `main(argv)`: a user error (bad flags, dataset, preset,
-    run directory) ends the process with one line on stderr and exit status 2
-    instead of a traceback (KERAS_HAR_DEBUG=1 shows it)."""
-    from keras_har.data.decoding import VideoReadError
-    from keras_har.training.run_lock import RunDirectoryLocked
+    """Run a recipe's `main(argv)` and return its result; an error ends the
+    process through `keras_har.errors.report` (a user error: one line on
+    stderr, exit status 2), the run directories released either way."""
+    from keras_har import errors
 
     try:
         return main(argv)
-    except (ValueError, OSError, VideoReadError, RunDirectoryLocked) as e:
-        if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
+    except BaseException as e:  # noqa: B036 -- SystemExit passes through report() unchanged
+        if isinstance(e, SystemExit):
             raise
-        print(f"error: {describe_error(e)}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(errors.report(e, describe=describe_error))
     finally:
         release_run_dirs()
 
@@ -84,53 +82,10 @@ def describe_error(error):
 
 
 def setup_logging():
-    """keras-har's own messages at INFO on stdout; other libraries' at WARNING."""
-    from keras_har.utils.terminal import allow_any_file_name_on_output
+    """A training run's logging (`keras_har.utils.terminal.setup_logging`)."""
+    from keras_har.utils.terminal import setup_logging
 
-    allow_any_file_name_on_output()
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stdout,
-    )
-    logger.setLevel(logging.INFO)
-
-
-def add_data_args(parser):
-    g = parser.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default="synthetic",
-                   help="synthetic (default; generated on first use), hmdb51, ucf101, "
-                        "folder (root/<class>/*.avi or root/{train,val}/<class>/...) or csv.")
-    g.add_argument("--synthetic", choices=SYNTHETIC_PROFILES, default="easy",
-                   help="the synthetic profile: easy (6 classes, the quick start) or hard (10 "
-                        "time-reversal classes, camera shake, clutter, noise, 10-20 frames).")
-    g.add_argument("--data-root", help="videos root (HMDB51: the folder of class folders).")
-    g.add_argument("--split-dir", help="HMDB51: testTrainMulti_7030_splits; UCF101: ucfTrainTestlist.")
-    g.add_argument("--split", type=int, default=1, help="official split number (1-3).")
-    g.add_argument("--train-list", help="csv: CSV of path,label for training.")
-    g.add_argument("--val-list", help="csv: CSV of path,label for validation/test.")
-    g.add_argument("--num-frames", type=int, default=None, help="frames per clip (16).")
-    g.add_argument("--sampling-rate", type=int, default=None, help="frame stride (2).")
-    g.add_argument("--image-size", type=int, default=None, help="crop size (224); 32 works.")
-    g.add_argument("--loader", choices=("grain", "tf"), default="grain", help="input pipeline front-end.")
-    g.add_argument("--workers", type=int, default=2, help="loader worker processes.")
-    g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip",
-                   help="skip (warn and count) or raise on an unreadable video.")
-    return g
-
-
-def add_selection_args(parser):
-    g = parser.add_argument_group("checkpoint selection")
-    g.add_argument("--selection", choices=SELECTIONS, default="validation",
-                   help="validation: choose checkpoints (and watch training) on a held-out part "
-                        "of the training split, grouped by source video; the test split is "
-                        "evaluated once at the end. test: the seed's protocol, selection on the "
-                        "test split itself (optimistic; for comparison).")
-    g.add_argument("--val-fraction", type=float, default=0.1,
-                   help="with --selection validation: the fraction of every class's training "
-                        "videos held out (whole source videos; seeded by --seed).")
-    return g
+    setup_logging(training=True)
 
 
 def prepare_splits(args, train_fraction=1.0):
@@ -162,45 +117,14 @@ def write_split(run_dir, args, train, val, test):
     })
 
 
-def add_run_args(parser):
-    g = parser.add_argument_group("run")
-    g.add_argument("--output-dir", default=None, help="run directory (default runs/<recipe>-<time>).")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last epoch.")
-    g.add_argument("--seed", type=int, default=0, help="initial weights, data order, augmentation.")
-    g.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_bfloat16 compute (float32 weights).")
-    g.add_argument("--data-parallel", action="store_true",
-                   help="JAX only: split each batch across all local devices "
-                        "(keras.distribution.DataParallel).")
-    g.add_argument("--model-parallel", type=int, default=0, metavar="N",
-                   help="JAX only: shard attention/MLP kernels over groups of N devices "
-                        "(keras.distribution.ModelParallel), data parallel across groups.")
-    g.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
-                   help="Keras fit verbosity (default: 1, a progress bar, on a terminal; "
-                        "2, one line per epoch, when the output goes to a file).")
-    return g
-
-
-def annotate_defaults(parser, real_defaults, synthetic_defaults):
-    """Show every flag's default in `--help`: the seed's value (and the
-    synthetic profile's where it differs) for the recipe's numbers."""
-    for action in parser._actions:
-        if action.help in (None, argparse.SUPPRESS):
-            continue
-        if action.dest in real_defaults:
-            real, synthetic = real_defaults[action.dest], synthetic_defaults.get(action.dest)
-            note = f"seed: {real}" + (f"; synthetic: {synthetic}" if synthetic != real else "")
-            action.help = f"{action.help} [{note}]"
-        elif action.default not in (None, False, argparse.SUPPRESS):
-            action.help = f"{action.help} [default: %(default)s]"
-
-
 def resolve_defaults(args, real_defaults, synthetic_defaults):
-    """Flags left at None take the seed's values on a real dataset and the
-    small built-in profile on the synthetic one."""
+    """Flags left at None take the reference protocol's values on a real
+    dataset and the small built-in profile on the synthetic one."""
     table = synthetic_defaults if args.dataset == "synthetic" else real_defaults
     if getattr(args, "verbose", 1) is None:
         args.verbose = 1 if sys.stdout.isatty() else 2
+    if getattr(args, "workers", 2) is None:
+        args.workers = 2
     for key, value in {**real_defaults, **table}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -278,7 +202,7 @@ def make_loader(args, dataset, model, training, **overrides):
         image_size=args.image_size,
         mean=model.image_mean,
         std=model.image_std,
-        num_classes=model.num_classes,
+        num_classes=getattr(model, "num_classes", None),
         loader=args.loader,
         workers=args.workers,
         seed=args.seed,
@@ -293,13 +217,6 @@ def make_loader(args, dataset, model, training, **overrides):
         kwargs.update(shard_index=shard_index, shard_count=shard_count,
                       batch_size=kwargs["batch_size"] // shard_count)
     return data.make_loader(dataset, **kwargs)
-
-
-def steps_per_epoch(num_items, batch_size):
-    steps = num_items // batch_size
-    if steps == 0:
-        raise ValueError(f"{num_items} training videos are fewer than one batch of {batch_size}.")
-    return steps
 
 
 def warmup_cosine(peak_lr, total_steps, warmup_ratio):
@@ -377,14 +294,15 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
 
 def eval_batch_size(args, views_per_video):
     """Videos per evaluation batch: at most the clips per model call the
-    seed's 6-view TTA used (`batch_size` x 6), at least one video."""
+    reference protocol's 6-view TTA used (`batch_size` x 6), at least one video."""
     return max(1, (args.batch_size * 6) // views_per_video)
 
 
 def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title, num_val_videos=None):
-    """The test split, once: single view, the seed's TTA and the official
-    protocol (5 clips x 3 crops, softmax averaged) from one decode per video;
-    each with a bootstrap 95% interval of top-1; plots and metrics.json."""
+    """The test split, once: single view, the reference protocol's TTA and the
+    official protocol (5 clips x 3 crops, softmax averaged) from one decode per
+    video; each with a bootstrap 95% interval of top-1; metrics.json
+    (`evaluation.test_metrics`), evaluation.json and the plots."""
     from keras_har.data.views import OFFICIAL_CLIPS, num_views
 
     run_dir = pathlib.Path(run_dir)
@@ -394,19 +312,16 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
                      with_index=True, batch_size=eval_batch_size(args, views)) as loader:
         results = evaluation.evaluate_protocols(model, loader, paths=paths, tta_views=tta_views,
                                                 num_clips=OFFICIAL_CLIPS)
-    single, tta = results["single_view"], results["tta"]
-    metrics = {
-        "selection": getattr(args, "selection", None) or "validation",
-        "single_view": evaluation.summary(single),
-        "tta": evaluation.summary(tta),
-        "official": evaluation.summary(results["official"]),
-        "tta_views": tta_views,
-        "official_clips": OFFICIAL_CLIPS,
-        "num_videos": single["num_videos"],
-        "num_val_videos": num_val_videos,
-        "skipped_videos": skipped_by_split(args, test_dataset),
-        "backend": keras.backend.backend(),
-    }
+    metrics = evaluation.test_metrics(
+        results, tta_views=tta_views, official_clips=OFFICIAL_CLIPS,
+        skipped_videos=skipped_by_split(args, test_dataset),
+        selection=getattr(args, "selection", None) or "validation",
+        num_val_videos=num_val_videos,
+        clip={"num_frames": args.num_frames, "sampling_rate": args.sampling_rate, "image_size": args.image_size},
+        dataset={k: getattr(args, k, None) for k in DATASET_KEYS if getattr(args, k, None) is not None},
+        model=str(run_dir / "model"),
+        backend=keras.backend.backend(),
+    )
     if args.dataset == "synthetic":
         from keras_har.data import reversal_pair_accuracy
 
@@ -414,22 +329,31 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
             name: reversal_pair_accuracy(results[name]["predictions"], results[name]["class_names"])
             for name in ("single_view", "tta", "official")
         }
-    checkpoints.write_json(run_dir / "metrics.json", metrics)
-    checkpoints.write_json(run_dir / "evaluation.json", results)
-    best = tta if tta_views and tta_views > 1 else single
-    plots.plot_confusion_matrix(
-        best["confusion_matrix"], best["class_names"], run_dir / "confusion_matrix.png",
-        title=f"{recipe_title}: top-1 {best['top1']:.3f}",
-    )
+    write_evaluation(run_dir, metrics, results, recipe_title)
     histories = [(f"phase {k}", plots.read_history(run_dir / f"history_phase{k}.csv")) for k in (1, 2)]
     plots.plot_curves(histories, run_dir / "curves.png", title=recipe_title)
+    single = results["single_view"]
     logger.info(
         "test (selection on %s): single view top-1 %.4f [%.3f, %.3f] | %s-view TTA top-1 %.4f | "
         "official %dx3 top-1 %.4f (%d videos)", metrics["selection"], single["top1"],
-        *single["top1_ci95"], tta_views, tta["top1"], OFFICIAL_CLIPS, results["official"]["top1"],
+        *single["top1_ci95"], tta_views, results["tta"]["top1"], OFFICIAL_CLIPS, results["official"]["top1"],
         single["num_videos"],
     )
     return metrics
+
+
+def write_evaluation(out_dir, metrics, results, title):
+    """metrics.json (`evaluation.test_metrics`' schema), evaluation.json (per
+    protocol: per-class accuracy, confusion matrix, per-video predictions) and
+    confusion_matrix.png of the best protocol evaluated (TTA, else official,
+    else single view); the one writer of the recipes and `keras-har evaluate`."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints.write_json(out_dir / "metrics.json", metrics)
+    checkpoints.write_json(out_dir / "evaluation.json", results)
+    best = next(results[k] for k in ("tta", "official", "single_view") if k in results)
+    plots.plot_confusion_matrix(best["confusion_matrix"], best["class_names"], out_dir / "confusion_matrix.png",
+                                title=f"{title}: top-1 {best['top1']:.3f}")
 
 
 def skipped_by_split(args, test_dataset):

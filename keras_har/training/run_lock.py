@@ -20,6 +20,8 @@ LOCK_FILE = ".lock"
 class RunDirectoryLocked(RuntimeError):
     """Another live process holds the run directory."""
 
+    user_error = True  # keras_har.errors: one line, exit status 2
+
 
 class RunLock:
     def __init__(self, run_dir):
