@@ -154,3 +154,31 @@ def annotate_defaults(parser, reference, synthetic):
             action.help = f"{action.help} [{note}]"
         elif action.default not in (None, False, argparse.SUPPRESS):
             action.help = f"{action.help} [default: %(default)s]"
+
+
+# The training flags several recipes take, defined once: dest -> (flag, argparse keywords).
+# Unset (None), each takes the recipe's default (`Recipe.reference_defaults` /
+# `synthetic_defaults`).
+TRAINING_FLAGS = {
+    "batch_size": ("--batch-size", dict(type=count(1), metavar="N",
+                                        help="clips per step (per optimizer update: x --grad-accum)")),
+    "grad_accum": ("--grad-accum", dict(type=count(1), metavar="N", help="gradient accumulation steps")),
+    "epochs": ("--epochs", dict(type=count(0), metavar="N", help="training epochs")),
+    "weight_decay": ("--weight-decay", dict(type=float, metavar="W",
+                                            help="AdamW weight decay (not on biases, norms, tokens)")),
+    "warmup_ratio": ("--warmup-ratio", dict(type=fraction, metavar="F",
+                                            help="fraction of the steps of linear warmup before the cosine decay")),
+    "mixup_alpha": ("--mixup-alpha", dict(type=float, metavar="A", help="Mixup (0 disables)")),
+    "label_smoothing": ("--label-smoothing", dict(type=fraction, metavar="F", help="cross-entropy label smoothing")),
+    "clip_norm": ("--clip-norm", dict(type=float, metavar="N", help="global gradient norm clip (0 disables)")),
+    "drop_path": ("--drop-path", dict(type=fraction, metavar="P", help="stochastic depth rate")),
+    "tta_views": ("--tta-views", dict(type=int, choices=(1, 3, 6), help="test views (3 crops x flip)")),
+}
+
+
+def add_training_args(group, *names, **helps):
+    """The `TRAINING_FLAGS` named, into `group`; `helps` (by dest) replaces a
+    flag's help with the recipe's own wording."""
+    for name in names:
+        flag, kwargs = TRAINING_FLAGS[name]
+        group.add_argument(flag, **{**kwargs, "help": helps.get(name, kwargs["help"])})

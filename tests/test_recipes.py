@@ -79,7 +79,8 @@ def test_videomae_two_phase_end_to_end(tiny_synthetic, reference_run):
     assert split["num_train_videos"] == 18
     assert saved["backend"] == keras.backend.backend()
     for view in ("single_view", "tta", "official"):
-        assert set(saved[view]) == {"top1", "top5", "mean_class_accuracy", "top1_ci95"}
+        assert set(saved[view]) == {"top1", "top5", "mean_class_accuracy", "top1_ci95", "num_views",
+                                    "per_class_accuracy"}
     assert saved["single_view"] == metrics["single_view"]
 
     # The saved model, evaluated independently (numpy over model.predict on

@@ -12,6 +12,7 @@ flags: --consistent-crops, --epochs 20, --lr-schedule cosine, --mixup-alpha
 0.8, --tta-views 6.
 """
 
+from keras_har import flags
 from keras_har.training.recipe import ClassifierRecipe, cross_entropy
 
 REFERENCE_DEFAULTS = dict(
@@ -56,20 +57,18 @@ class BaselineViTSmall(ClassifierRecipe):
     def add_arguments(self, g):
         g.add_argument("--preset", help="timm directory or state-dict file, hf://timm/..., a keras-har "
                        "preset, or an architecture name such as 'tiny' (a new ViT of that size).")
-        g.add_argument("--batch-size", type=int, help="clips per step (per optimizer update: x --grad-accum).")
-        g.add_argument("--grad-accum", type=int, help="gradient accumulation steps.")
-        g.add_argument("--epochs", type=int, help="training epochs (the improvement path: 20).")
-        g.add_argument("--lr-backbone", type=float, help="learning rate of the ViT backbone.")
-        g.add_argument("--lr-head", type=float, help="learning rate of the new head.")
-        g.add_argument("--weight-decay", type=float, help="AdamW weight decay (not on biases, norms, tokens).")
+        flags.add_training_args(g, "batch_size", "grad_accum", "epochs",
+                                epochs="training epochs (the improvement path: 20)")
+        g.add_argument("--lr-backbone", type=float, metavar="LR", help="learning rate of the ViT backbone.")
+        g.add_argument("--lr-head", type=float, metavar="LR", help="learning rate of the new head.")
+        flags.add_training_args(g, "weight_decay")
         g.add_argument("--lr-schedule", choices=("constant", "cosine"), help="constant, or cosine with linear warmup.")
-        g.add_argument("--warmup-ratio", type=float, help="with --lr-schedule cosine.")
-        g.add_argument("--mixup-alpha", type=float, help="Mixup (0 disables; the improvement path: 0.8).")
-        g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing.")
+        flags.add_training_args(g, "warmup_ratio", "mixup_alpha", "label_smoothing",
+                                warmup_ratio="with --lr-schedule cosine: the fraction of linear warmup",
+                                mixup_alpha="Mixup (0 disables; the improvement path: 0.8)")
         g.add_argument("--consistent-crops", action="store_true",
                        help="draw the crop and flip once per clip (the improvement path's first step).")
-        g.add_argument("--tta-views", type=int, choices=(1, 3, 6),
-                       help="test views (3 crops x flip; the improvement path: 6).")
+        flags.add_training_args(g, "tta_views", tta_views="test views (3 crops x flip; the improvement path: 6)")
 
     def model_class(self):
         from keras_har.models import MeanPooledViTClassifier

@@ -28,6 +28,7 @@ import logging
 
 import numpy as np
 
+from keras_har import flags
 from keras_har.training.recipe import Recipe, Run
 
 logger = logging.getLogger("keras_har")
@@ -95,15 +96,14 @@ class VideoMAEPretrain(Recipe):
         g.add_argument("--preset", help="'base' / 'tiny' (a new VideoMAE), or a checkpoint to continue from: "
                        "a transformers VideoMAEForPreTraining directory, hf://org/name, a known name or a "
                        "keras-har preset directory.")
-        g.add_argument("--batch-size", type=int, help="clips per step (per optimizer update: x --grad-accum).")
-        g.add_argument("--grad-accum", type=int, help="gradient accumulation steps.")
-        g.add_argument("--epochs", type=int, help="pre-training epochs.")
+        flags.add_training_args(g, "batch_size", "grad_accum", "epochs", epochs="pre-training epochs")
         g.add_argument("--warmup-epochs", type=int, help="epochs of linear warm-up before the cosine decay.")
         g.add_argument("--base-lr", type=float, help="learning rate per 256 clips: lr = base-lr x total batch / 256.")
-        g.add_argument("--weight-decay", type=float, help="AdamW weight decay (not on biases, norms, mask token).")
+        flags.add_training_args(g, "weight_decay",
+                                weight_decay="AdamW weight decay (not on biases, norms, the mask token)")
         g.add_argument("--beta-1", type=float, help="AdamW beta 1.")
         g.add_argument("--beta-2", type=float, help="AdamW beta 2.")
-        g.add_argument("--clip-norm", type=float, help="global gradient norm clip (0 disables; official: none).")
+        flags.add_training_args(g, "clip_norm", clip_norm="global gradient norm clip (0 disables; official: none)")
         g.add_argument("--mask-ratio", type=float, help="fraction of tokens masked (official UCF101: 0.75).")
         g.add_argument("--masking", choices=("tube", "random"), help="tube (one spatial mask for all times) or random.")
         g.add_argument("--decoder-depth", type=int, help="decoder blocks (transformers' decoder_num_hidden_layers).")
@@ -112,7 +112,7 @@ class VideoMAEPretrain(Recipe):
         g.add_argument("--decoder-mlp", type=int, help="decoder MLP width (decoder_intermediate_size).")
         g.add_argument("--raw-pixel-loss", action="store_true",
                        help="regress raw pixels instead of per-patch normalised ones (norm_pix_loss off).")
-        g.add_argument("--drop-path", type=float, help="encoder stochastic depth.")
+        flags.add_training_args(g, "drop_path", drop_path="encoder stochastic depth")
         g.add_argument("--flip-prob", type=float, help="horizontal flip probability (one per clip).")
         g.add_argument("--holdout", type=int, help="held-out videos for the validation loss "
                        "(from the test split / --val-list when there is one, else set aside from training).")

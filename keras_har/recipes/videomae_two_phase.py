@@ -18,6 +18,7 @@ and a small profile on the synthetic default (a tiny model from scratch, under
 
 import logging
 
+from keras_har import flags
 from keras_har.training.recipe import ClassifierRecipe, cross_entropy
 
 logger = logging.getLogger("keras_har")
@@ -74,21 +75,19 @@ class VideoMAETwoPhase(ClassifierRecipe):
         g.add_argument("--preset", help="HF directory, hf://org/name, a known name "
                        "(e.g. videomae_base_kinetics) or an architecture name such as 'tiny' "
                        "(a new VideoMAE of that size, from scratch).")
-        g.add_argument("--batch-size", type=int, help="clips per step (per optimizer update: x --grad-accum).")
-        g.add_argument("--grad-accum", type=int, help="gradient accumulation steps.")
-        g.add_argument("--epochs-phase1", type=int, help="phase 1 epochs (Mixup, cosine schedule).")
-        g.add_argument("--epochs-phase2", type=int, help="phase 2 epochs (from the best phase-1 checkpoint).")
-        g.add_argument("--lr-phase1", type=float, help="phase 1 peak learning rate (AdamW).")
-        g.add_argument("--lr-phase2", type=float, help="phase 2 peak learning rate.")
-        g.add_argument("--weight-decay", type=float, help="AdamW weight decay (not on biases, norms, tokens).")
-        g.add_argument("--warmup-ratio", type=float, help="fraction of each phase's steps of linear warmup.")
-        g.add_argument("--mixup-alpha", type=float, help="phase 1 Mixup (0 disables).")
-        g.add_argument("--cutmix-alpha", type=float, help="phase 1 CutMix (0 disables; official: 1.0).")
-        g.add_argument("--label-smoothing", type=float, help="phase 2 label smoothing.")
-        g.add_argument("--clip-norm", type=float, help="global gradient norm clip (0 disables).")
-        g.add_argument("--layer-decay", type=float, help="layer-wise lr decay (1 = off; official ViT-B: 0.75).")
-        g.add_argument("--drop-path", type=float, help="stochastic depth (official ViT-B: 0.1).")
-        g.add_argument("--tta-views", type=int, choices=(1, 3, 6), help="test views (3 crops x flip).")
+        flags.add_training_args(g, "batch_size", "grad_accum")
+        g.add_argument("--epochs-phase1", type=flags.count(0), metavar="N",
+                       help="phase 1 epochs (Mixup, cosine schedule).")
+        g.add_argument("--epochs-phase2", type=flags.count(0), metavar="N",
+                       help="phase 2 epochs (from the best phase-1 checkpoint).")
+        g.add_argument("--lr-phase1", type=float, metavar="LR", help="phase 1 peak learning rate (AdamW).")
+        g.add_argument("--lr-phase2", type=float, metavar="LR", help="phase 2 peak learning rate.")
+        flags.add_training_args(g, "weight_decay", "warmup_ratio", "mixup_alpha", mixup_alpha="phase 1 Mixup (0 disables)")
+        g.add_argument("--cutmix-alpha", type=float, metavar="A", help="phase 1 CutMix (0 disables; official: 1.0).")
+        flags.add_training_args(g, "label_smoothing", "clip_norm", label_smoothing="phase 2 label smoothing")
+        g.add_argument("--layer-decay", type=float, metavar="D",
+                       help="layer-wise lr decay (1 = off; official ViT-B: 0.75).")
+        flags.add_training_args(g, "drop_path", "tta_views", drop_path="stochastic depth (official ViT-B: 0.1)")
         g.add_argument("--train-fraction", type=float, default=1.0,
                        help="train on this fraction of every class's videos (seeded by --seed; "
                             "taken after the validation set is set aside).")
