@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_vit_config
-from keras_har.converters.checkpoint import CheckpointError
+from keras_har.utils.preset_utils import CheckpointError
 from keras_har.models import MeanPooledViTClassifier
 from keras_har.training.optimizers import (
     GroupedAdamW,
@@ -225,8 +225,8 @@ def test_layer_decay_multipliers():
     # VideoMAEBackbone naming: 0-based `transformer_layer_{i}`, `patch_embedding`.
     from keras_har.models import VideoMAEBackbone
 
-    videomae = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, hidden_size=8, num_layers=12,
-                                num_heads=2, intermediate_size=8)
+    videomae = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, hidden_dim=8, num_layers=12,
+                                num_heads=2, mlp_dim=8)
     layer_id = videomae.layer_id
     assert layer_id("patch_embedding/kernel") == 0
     assert layer_id("transformer_layer_0/fc1/kernel") == 1

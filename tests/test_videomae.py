@@ -15,7 +15,7 @@ import transformers
 from conftest import tiny_videomae_config
 from safetensors.torch import load_file, save_file
 
-from keras_har.converters.checkpoint import CheckpointError
+from keras_har.utils.preset_utils import CheckpointError
 from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 from keras_har.utils.hub import PresetNotFoundError
 
@@ -255,8 +255,8 @@ def test_unknown_preset_lists_known_names():
 
 def test_drop_path_is_stochastic_only_in_training():
     backbone = VideoMAEBackbone(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_layers=2,
-        num_heads=4, intermediate_size=64, drop_path_rate=0.5,
+        image_size=32, patch_size=8, num_frames=4, hidden_dim=32, num_layers=2,
+        num_heads=4, mlp_dim=64, drop_path_rate=0.5,
     )
     x = np.random.default_rng(0).normal(size=(4, 4, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(run(backbone, x), run(backbone, x))

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_videomae import make_checkpoint, videos_for
 
-from keras_har.converters.checkpoint import CheckpointError
+from keras_har.utils.preset_utils import CheckpointError
 from keras_har.data.masking import MaskGenerator, draw_mask, num_masked_tokens, token_grid
 from keras_har.models import VideoMAEBackbone, VideoMAEClassifier, VideoMAEPretrainer
 
@@ -152,7 +152,7 @@ def test_encoder_never_sees_masked_tokens(tmp_path):
     visible = model.num_tokens - model.num_masked
     block = model.backbone.transformer_layers[0]
     shapes = {tuple(node.output_tensors[0].shape) for node in block._inbound_nodes}
-    assert (None, visible, model.backbone.hidden_size) in shapes
+    assert (None, visible, model.backbone.hidden_dim) in shapes
 
 
 def test_masks():
@@ -185,12 +185,12 @@ def test_wrong_mask_count_is_a_clear_error(tmp_path):
 
 def tiny_pretrainer(**kwargs):
     backbone = VideoMAEBackbone(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_layers=1,
-        num_heads=4, intermediate_size=64, use_mean_pooling=False,
+        image_size=32, patch_size=8, num_frames=4, hidden_dim=32, num_layers=1,
+        num_heads=4, mlp_dim=64, use_mean_pooling=False,
     )
     return VideoMAEPretrainer(
-        backbone, decoder_hidden_size=16, decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2, decoder_intermediate_size=32, **kwargs,
+        backbone, decoder_hidden_dim=16, decoder_num_layers=1,
+        decoder_num_heads=2, decoder_mlp_dim=32, **kwargs,
     )
 
 

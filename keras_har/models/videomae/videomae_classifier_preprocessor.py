@@ -1,15 +1,10 @@
-"""The VideoMAE classifier's preprocessor and video converter (ImageNet mean/std by default)."""
+"""`VideoMAEClassifierPreprocessor`: raw frames -> `VideoMAEClassifier` inputs."""
 
 import keras
 
 from keras_har.models.video_classifier_preprocessor import VideoClassifierPreprocessor
-from keras_har.models.video_converter import NormalizedVideoConverter
-from keras_har.models.videomae_backbone import VideoMAEBackbone
-
-
-@keras.saving.register_keras_serializable(package="keras_har")
-class VideoMAEVideoConverter(NormalizedVideoConverter):
-    backbone_cls = VideoMAEBackbone
+from keras_har.models.videomae.videomae_backbone import VideoMAEBackbone
+from keras_har.models.videomae.videomae_video_converter import VideoMAEVideoConverter
 
 
 @keras.saving.register_keras_serializable(package="keras_har")
