@@ -53,7 +53,6 @@ SYNTHETIC_DEFAULTS = dict(
     num_frames=8,
     image_size=32,
 )
-TINY_VIT = dict(patch_size=8, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=128)
 
 
 def build_parser():
@@ -89,9 +88,7 @@ def build_model(args, class_names):
     from keras_har.models import MeanPooledViTClassifier
 
     if args.preset == "tiny":
-        return MeanPooledViTClassifier.from_scratch(
-            image_size=args.image_size, labels=class_names, **TINY_VIT
-        )
+        return MeanPooledViTClassifier.from_architecture("tiny", image_size=args.image_size, labels=class_names)
     return MeanPooledViTClassifier.from_preset(
         args.preset, labels=class_names, image_size=args.image_size
     )

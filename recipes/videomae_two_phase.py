@@ -66,8 +66,6 @@ SYNTHETIC_DEFAULTS = dict(
     num_frames=8,
     image_size=32,
 )
-TINY_CONFIG = dict(patch_size=8, tubelet_size=2, hidden_size=64, num_layers=4, num_heads=4,
-                   intermediate_size=128)
 
 
 def build_parser():
@@ -108,9 +106,8 @@ def build_model(args, class_names):
     from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 
     if args.preset == "tiny":
-        backbone = VideoMAEBackbone(
-            image_size=args.image_size, num_frames=args.num_frames,
-            drop_path_rate=args.drop_path, **TINY_CONFIG,
+        backbone = VideoMAEBackbone.from_architecture(
+            "tiny", image_size=args.image_size, num_frames=args.num_frames, drop_path_rate=args.drop_path,
         )
         return VideoMAEClassifier(backbone, labels=class_names)
     return VideoMAEClassifier.from_preset(

@@ -209,12 +209,9 @@ def test_presets_are_registered():
 
 
 def _classifiers():
-    backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2,
-                                hidden_dim=32, num_layers=1, num_heads=4, mlp_dim=64)
-    yield VideoMAEClassifier(backbone, num_classes=3, image_mean=(0.45, 0.4, 0.35),
-                             image_std=(0.22, 0.25, 0.3))
-    yield MeanPooledViTClassifier.from_scratch(image_size=32, num_classes=3, patch_size=8, num_layers=1,
-                                               num_heads=4, hidden_dim=32, mlp_dim=64)
+    yield VideoMAEClassifier.from_architecture("tiny", num_classes=3, image_size=32, num_frames=4, num_layers=1,
+                                               image_mean=(0.45, 0.4, 0.35), image_std=(0.22, 0.25, 0.3))
+    yield MeanPooledViTClassifier.from_architecture("tiny", image_size=32, num_classes=3, num_layers=1)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["videomae", "mean_pooled_vit"])
