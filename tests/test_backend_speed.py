@@ -197,12 +197,12 @@ def test_einsum_attention_experiment_swaps_the_op_videomae_calls(monkeypatch):
     einsum form, and it gives what Keras' fused op gives."""
     import numpy as np
 
-    from keras_har.models.videomae_backbone import VideoMAEBackbone
+    from keras_har.models import VideoMAEBackbone
 
     keras_models = load_speed_module("keras_models")
     monkeypatch.setattr(keras.ops, "dot_product_attention", keras.ops.dot_product_attention)  # put back after
-    backbone = VideoMAEBackbone(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32,
-                                num_layers=2, num_heads=2, intermediate_size=64)
+    backbone = VideoMAEBackbone(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_dim=32,
+                                num_layers=2, num_heads=2, mlp_dim=64)
     clips = np.random.default_rng(0).standard_normal((2, 4, 32, 32, 3)).astype("float32")
     fused_out = keras.ops.convert_to_numpy(backbone(clips))
 

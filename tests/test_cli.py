@@ -32,7 +32,7 @@ def run(tiny_synthetic, tmp_path_factory):
     test_set = data.HMDB51(videos, splits, split=1, subset="test")
     keras.utils.set_random_seed(7)
     backbone = VideoMAEBackbone(image_size=IMAGE_SIZE, patch_size=8, num_frames=NUM_FRAMES, tubelet_size=2,
-                                hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64)
+                                hidden_dim=32, num_layers=1, num_heads=4, mlp_dim=64)
     model = VideoMAEClassifier(backbone, labels=test_set.class_names)
     # A head with some spread, so that top-k orders are not near ties.
     kernel = model.predictions.kernel

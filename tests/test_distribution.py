@@ -61,7 +61,7 @@ NUM_CLASSES = 6
 def tiny_videomae():
     keras.utils.set_random_seed(0)
     backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2,
-                                hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64)
+                                hidden_dim=32, num_layers=1, num_heads=4, mlp_dim=64)
     return VideoMAEClassifier(backbone, num_classes=NUM_CLASSES)
 
 
@@ -414,7 +414,7 @@ def _model_parallel_paths():
     from keras_har.models import MeanPooledViTClassifier, VideoMAEBackbone, VideoMAEClassifier
 
     backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2,
-                                hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64)
+                                hidden_dim=32, num_layers=1, num_heads=4, mlp_dim=64)
     videomae = VideoMAEClassifier(backbone, num_classes=3)
     vit = MeanPooledViTClassifier.from_scratch(image_size=32, num_classes=3, patch_size=8,
                                                num_layers=1, num_heads=4, hidden_dim=32, mlp_dim=64)

@@ -31,8 +31,8 @@ BACKEND = keras.backend.backend()
 
 def tiny_videomae():
     backbone = VideoMAEBackbone(image_size=IMAGE_SIZE, patch_size=8, num_frames=NUM_FRAMES,
-                                tubelet_size=2, hidden_size=32, num_layers=1, num_heads=4,
-                                intermediate_size=64)
+                                tubelet_size=2, hidden_dim=32, num_layers=1, num_heads=4,
+                                mlp_dim=64)
     return VideoMAEClassifier(backbone, labels=LABELS)
 
 

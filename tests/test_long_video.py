@@ -49,8 +49,8 @@ def trained_run(tmp_path_factory):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     backbone = VideoMAEBackbone(image_size=IMAGE_SIZE, patch_size=8, num_frames=NUM_FRAMES,
-                                tubelet_size=2, hidden_size=32, num_layers=1, num_heads=4,
-                                intermediate_size=64)
+                                tubelet_size=2, hidden_dim=32, num_layers=1, num_heads=4,
+                                mlp_dim=64)
     model = VideoMAEClassifier(backbone, labels=CLASSES)
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_vit_config
-from keras_har.converters.checkpoint import CheckpointError
-from keras_har.models import MeanPooledViTClassifier
+from keras_har.models import MEAN_POOLED_VIT_ARCHITECTURES, MeanPooledViTClassifier
+from keras_har.utils.preset_utils import CheckpointError
 from keras_har.training.optimizers import (
     GroupedAdamW,
     head_multipliers,
@@ -182,11 +182,31 @@ def test_from_scratch_defaults_to_vit_small():
     assert config["layer_norm_epsilon"] == 1e-6
 
 
+def test_small_architecture_is_timm_vit_small():
+    vit = timm.create_model("vit_small_patch16_224", pretrained=False)
+    small = MEAN_POOLED_VIT_ARCHITECTURES["small"]
+    block = vit.blocks[0]
+    assert (small["hidden_dim"], small["num_layers"], small["num_heads"], small["mlp_dim"]) == (
+        vit.embed_dim, len(vit.blocks), block.attn.num_heads, block.mlp.fc1.out_features)
+    assert (small["patch_size"], small["patch_size"]) == tuple(vit.patch_embed.patch_size)
+    assert small["layer_norm_epsilon"] == block.norm1.eps == vit.norm.eps
+
+
+def test_from_architecture():
+    model = MeanPooledViTClassifier.from_architecture("tiny", image_size=32, labels=["a", "b"], dropout=0.1)
+    tiny = MEAN_POOLED_VIT_ARCHITECTURES["tiny"]
+    b = model.backbone
+    assert (b.hidden_dim, b.num_layers, b.num_heads, b.mlp_dim) == (
+        tiny["hidden_dim"], tiny["num_layers"], tiny["num_heads"], tiny["mlp_dim"])
+    assert model.image_size == (32, 32) and model.class_names == ["a", "b"] and model.dropout == 0.1
+    assert model.image_mean == (0.5, 0.5, 0.5) and model.image_std == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="Unknown mean-pooled ViT architecture 'base'; known: tiny, small"):
+        MeanPooledViTClassifier.from_architecture("base", num_classes=3)
+
+
 def tiny_classifier(num_classes=3):
-    return MeanPooledViTClassifier.from_scratch(
-        image_size=32, num_classes=num_classes, patch_size=8, num_layers=2, num_heads=4,
-        hidden_dim=32, mlp_dim=64,
-    )
+    return MeanPooledViTClassifier.from_architecture("tiny", image_size=32, num_classes=num_classes,
+                                                     num_layers=2, hidden_dim=32, mlp_dim=64)
 
 
 def test_head_and_backbone_learning_rates_differ():
@@ -225,8 +245,8 @@ def test_layer_decay_multipliers():
     # VideoMAEBackbone naming: 0-based `transformer_layer_{i}`, `patch_embedding`.
     from keras_har.models import VideoMAEBackbone
 
-    videomae = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, hidden_size=8, num_layers=12,
-                                num_heads=2, intermediate_size=8)
+    videomae = VideoMAEBackbone.from_architecture("tiny", image_size=16, num_frames=2, num_layers=12,
+                                                  hidden_dim=8, num_heads=2, mlp_dim=8)
     layer_id = videomae.layer_id
     assert layer_id("patch_embedding/kernel") == 0
     assert layer_id("transformer_layer_0/fc1/kernel") == 1

@@ -24,41 +24,132 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_har"
 
 
 def _imports(path, top_level_only, modules):
-    """keras_har modules a file imports (module level, or anywhere):
-    `from pkg import submodule` counts as the submodule, not the package."""
+    """(keras_har modules, other top-level packages) a file imports (module
+    level, or anywhere): `from pkg import submodule` counts as the submodule,
+    not the package."""
     tree = ast.parse(path.read_text())
     nodes = tree.body if top_level_only else ast.walk(tree)
-    out = set()
+    internal, external = set(), set()
     for node in nodes:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_har"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != "keras_har":
+                external.add(node.module.split(".")[0])
+                continue
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
-                out.add(sub if sub in modules else node.module)
+                internal.add(sub if sub in modules else node.module)
         elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.startswith("keras_har"))
-    return out
+            for alias in node.names:
+                (internal if alias.name.startswith("keras_har") else external).add(
+                    alias.name if alias.name.startswith("keras_har") else alias.name.split(".")[0]
+                )
+    return internal, external
 
 
-def _module_graph(top_level_only):
+def _package_modules(package=PACKAGE):
     modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         modules[name] = path
-    return {name: {m for m in _imports(path, top_level_only, modules) if m in modules and m != name}
-            for name, path in modules.items()}
+    return modules
 
 
-def test_no_import_cycle_and_models_never_import_converters():
-    graph = _module_graph(top_level_only=False)  # every import, in functions too
-    for name, targets in graph.items():
-        if name.startswith("keras_har.models"):
-            assert not {t for t in targets if t.startswith("keras_har.converters")}, name
+def _module_graph(top_level_only, package=PACKAGE):
+    """`{module: (keras_har modules it imports, external packages it imports)}`."""
+    modules = _package_modules(package)
+    graph = {}
+    for name, path in modules.items():
+        internal, external = _imports(path, top_level_only, modules)
+        graph[name] = ({m for m in internal if m in modules and m != name}, external)
+    return graph
+
+
+# Which of keras_har's packages (and top-level modules) each may import, so
+# that the arrows only point down: utils at the bottom, then layers, the
+# data pipeline, the models, their converters, and the application layer.
+# models -> data: the keras-free mask geometry (`data.masking`) and the
+# normalisation arithmetic (`data.normalization`) the loaders share with the
+# models. Every package of keras_har must have a row.
+_APPLICATION = {"utils", "layers", "data", "models", "converters", "training", "evaluation", "cli",
+                "recipes", "export", "long_video", "plots", "runtimes", "flags", "errors"}
+ALLOWED_IMPORTS = {
+    "utils": set(),
+    "errors": set(),  # the one error-to-exit path: nothing of keras-har
+    "flags": {"data", "utils"},  # the command-line flags: Keras-free, read by every command
+    "layers": {"utils"},
+    "data": {"utils"},
+    "models": {"layers", "utils", "data"},
+    "converters": {"models", "layers", "utils", "data"},
+    **{name: _APPLICATION for name in ("training", "evaluation", "cli", "recipes", "export", "long_video",
+                                       "plots", "runtimes")},
+}
+# Packages that never import Keras (the loader workers import them; tf.data,
+# imported inside the functions that build a tf.data pipeline, is allowed).
+FRAMEWORK_FREE = {"data": ("keras", "keras_hub")}
+
+
+def _group(module):
+    """`keras_har.models.videomae.x` -> "models"; `keras_har.cli` -> "cli"; the root -> None."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def import_direction_violations(package=PACKAGE):
+    """Every import (module level or in a function) that runs against
+    `ALLOWED_IMPORTS` / `FRAMEWORK_FREE`, and every package with no rule."""
+    graph = _module_graph(top_level_only=False, package=package)
+    problems = []
+    for name, (targets, external) in sorted(graph.items()):
+        group = _group(name)
+        if group is None:
+            continue
+        if group not in ALLOWED_IMPORTS:
+            problems.append(f"{name}: package {group!r} has no row in ALLOWED_IMPORTS")
+            continue
+        for target in sorted(targets):
+            target_group = _group(target)
+            if target_group not in (group, None) and target_group not in ALLOWED_IMPORTS[group]:
+                problems.append(f"{name} imports {target} ({group} -> {target_group})")
+        for framework in FRAMEWORK_FREE.get(group, ()):
+            if framework in external:
+                problems.append(f"{name} imports {framework}")
+    return problems
+
+
+def test_imports_only_point_down():
+    assert import_direction_violations() == []
+    # keras-hub's private API is reached through one module.
+    graph = _module_graph(top_level_only=False)
+    private = sorted(name for name, path in _package_modules().items() if "keras_hub.src" in path.read_text())
+    assert private == ["keras_har.utils.keras_hub_compat"]
     # The converters import the models; the dispatcher finds their loaders by
     # format name among the package's entry points, never by importing them.
-    assert not {n for n, t in graph.items() if "keras_har.converters.preset_loaders" in t}
-    assert "keras_har.converters.videomae" in graph["keras_har.converters.preset_loaders"]
-    assert "keras_har.models.videomae_backbone" in graph["keras_har.converters.videomae"]
+    assert not {n for n, (t, _) in graph.items() if "keras_har.converters.preset_loaders" in t}
+    assert "keras_har.converters.transformers.convert_videomae" in graph["keras_har.converters.preset_loaders"][0]
+
+
+def test_import_rules_catch_an_arrow_back_up_and_an_unlisted_package(tmp_path):
+    root = tmp_path / "keras_har"
+    for sub in ("utils", "converters", "data", "newpkg"):
+        (root / sub).mkdir(parents=True)
+        (root / sub / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "converters" / "checkpoint.py").write_text("class CheckpointError(ValueError): pass\n")
+    (root / "utils" / "preset_utils.py").write_text(
+        "def f():\n    from keras_har.converters.checkpoint import CheckpointError\n")
+    (root / "data" / "pipeline.py").write_text("import keras.ops\n")
+    (root / "newpkg" / "thing.py").write_text("")
+    assert import_direction_violations(root) == [
+        "keras_har.data.pipeline imports keras",
+        "keras_har.newpkg: package 'newpkg' has no row in ALLOWED_IMPORTS",
+        "keras_har.newpkg.thing: package 'newpkg' has no row in ALLOWED_IMPORTS",
+        "keras_har.utils.preset_utils imports keras_har.converters.checkpoint (utils -> converters)",
+    ]
+
+
+def test_no_import_cycle():
+    graph = {name: targets for name, (targets, _) in _module_graph(top_level_only=False).items()}
     state = {}
 
     def visit(node, stack):
@@ -120,12 +211,9 @@ def test_presets_are_registered():
 
 
 def _classifiers():
-    backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2,
-                                hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64)
-    yield VideoMAEClassifier(backbone, num_classes=3, image_mean=(0.45, 0.4, 0.35),
-                             image_std=(0.22, 0.25, 0.3))
-    yield MeanPooledViTClassifier.from_scratch(image_size=32, num_classes=3, patch_size=8, num_layers=1,
-                                               num_heads=4, hidden_dim=32, mlp_dim=64)
+    yield VideoMAEClassifier.from_architecture("tiny", num_classes=3, image_size=32, num_frames=4, num_layers=1,
+                                               image_mean=(0.45, 0.4, 0.35), image_std=(0.22, 0.25, 0.3))
+    yield MeanPooledViTClassifier.from_architecture("tiny", image_size=32, num_classes=3, num_layers=1)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["videomae", "mean_pooled_vit"])

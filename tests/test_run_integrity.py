@@ -18,7 +18,8 @@ from test_recipes import RECIPES, history, load_recipe
 from test_recipes import videomae_flags as recipe_flags
 
 from keras_har import data
-from keras_har.converters.checkpoint import CheckpointError, load_state_dict
+from keras_har.converters.checkpoint import load_state_dict
+from keras_har.utils.preset_utils import CheckpointError
 from keras_har.training import checkpoints, experiment
 from keras_har.training.run_lock import RunDirectoryLocked, RunLock
 
@@ -352,8 +353,8 @@ def test_file_names_that_are_not_utf8(tmp_path, capfd):
     log.add(odd, "a reason")  # the bad-video list holds such names too
     assert log.entries() == [[odd, "a reason"]]
 
-    backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2, hidden_size=32,
-                                num_layers=1, num_heads=4, intermediate_size=64)
+    backbone = VideoMAEBackbone(image_size=32, num_frames=4, patch_size=8, tubelet_size=2, hidden_dim=32,
+                                num_layers=1, num_heads=4, mlp_dim=64)
     VideoMAEClassifier(backbone, labels=["a", "b"]).save_to_preset(tmp_path / "preset")
     capfd.readouterr()
     code = cli.main(["predict", odd, "--preset", str(tmp_path / "preset"), "--json", "--num-frames", "4"])

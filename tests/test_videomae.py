@@ -15,9 +15,14 @@ import transformers
 from conftest import tiny_videomae_config
 from safetensors.torch import load_file, save_file
 
-from keras_har.converters.checkpoint import CheckpointError
-from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
+from keras_har.models import (
+    VIDEOMAE_ARCHITECTURES,
+    VIDEOMAE_DECODER,
+    VideoMAEBackbone,
+    VideoMAEClassifier,
+)
 from keras_har.utils.hub import PresetNotFoundError
+from keras_har.utils.preset_utils import CheckpointError
 
 ATOL = 1e-4
 
@@ -254,9 +259,8 @@ def test_unknown_preset_lists_known_names():
 
 
 def test_drop_path_is_stochastic_only_in_training():
-    backbone = VideoMAEBackbone(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_layers=2,
-        num_heads=4, intermediate_size=64, drop_path_rate=0.5,
+    backbone = VideoMAEBackbone.from_architecture(
+        "tiny", image_size=32, num_frames=4, num_layers=2, drop_path_rate=0.5
     )
     x = np.random.default_rng(0).normal(size=(4, 4, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(run(backbone, x), run(backbone, x))
@@ -275,3 +279,70 @@ def test_mixed_precision_runs_close_to_float32(tmp_path):
     assert half.backbone.get_layer("transformer_layer_0").compute_dtype == "bfloat16"
     out = run(half, x).astype("float32")
     assert np.abs(out - full).max() < 0.1 * (np.abs(full).max() + 1)
+
+
+def test_base_architecture_is_transformers_videomae_default():
+    hf = transformers.VideoMAEConfig()
+    base = VIDEOMAE_ARCHITECTURES["base"]
+    assert (base["hidden_dim"], base["num_layers"], base["num_heads"], base["mlp_dim"]) == (
+        hf.hidden_size, hf.num_hidden_layers, hf.num_attention_heads, hf.intermediate_size)
+    assert (base["patch_size"], base["tubelet_size"]) == (hf.patch_size, hf.tubelet_size)
+    assert VIDEOMAE_DECODER == dict(
+        decoder_hidden_dim=hf.decoder_hidden_size, decoder_num_layers=hf.decoder_num_hidden_layers,
+        decoder_num_heads=hf.decoder_num_attention_heads, decoder_mlp_dim=hf.decoder_intermediate_size)
+
+
+def test_from_architecture():
+    backbone = VideoMAEBackbone.from_architecture("tiny", image_size=32, num_frames=4, drop_path_rate=0.1)
+    tiny = VIDEOMAE_ARCHITECTURES["tiny"]
+    assert (backbone.hidden_dim, backbone.num_layers, backbone.num_heads, backbone.mlp_dim) == (
+        tiny["hidden_dim"], tiny["num_layers"], tiny["num_heads"], tiny["mlp_dim"])
+    assert backbone.drop_path_rate == 0.1 and backbone.num_tokens == 2 * 4 * 4
+    model = VideoMAEClassifier.from_architecture(
+        "tiny", labels=["a", "b", "c"], pooling="first", dropout=0.2, image_size=32, num_frames=4,
+        num_layers=1, use_mean_pooling=False,
+    )
+    assert model.num_classes == 3 and model.pooling == "first" and model.dropout == 0.2
+    assert model.backbone.num_layers == 1 and model.backbone.final_norm is not None
+    assert model.predict(np.zeros((1, 4, 32, 32, 3), "uint8"), verbose=0).shape == (1, 3)
+    with pytest.raises(ValueError, match="Unknown VideoMAE architecture 'gigantic'; known: tiny, small, base, large, huge"):
+        VideoMAEBackbone.from_architecture("gigantic")
+    with pytest.raises(ValueError, match="VideoMAEClassifier needs num_classes or labels"):
+        VideoMAEClassifier.from_architecture("tiny", image_size=32, num_frames=4)
+
+
+def test_backbone_configs_saved_under_the_old_argument_names_still_load():
+    backbone = VideoMAEBackbone.from_architecture(
+        "tiny", image_size=32, num_frames=4, num_layers=1, activation="gelu_new", layer_norm_epsilon=1e-6)
+    config = backbone.get_config()
+    old = {"hidden_dim": "hidden_size", "mlp_dim": "intermediate_size", "activation": "hidden_act",
+           "layer_norm_epsilon": "layer_norm_eps", "dropout_rate": "hidden_dropout"}
+    saved = {old.get(k, k): v for k, v in config.items()}
+    assert "hidden_size" in saved and "hidden_dim" not in saved
+    reloaded = VideoMAEBackbone.from_config(saved)
+    assert reloaded.get_config() == config
+    reloaded.set_weights(backbone.get_weights())
+    x = np.random.default_rng(0).normal(size=(1, 4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(run(reloaded, x), run(backbone, x))
+    with pytest.raises(ValueError, match="both 'hidden_size' and 'hidden_dim'"):
+        VideoMAEBackbone.from_config({**config, "hidden_size": 64})
+
+
+def test_compile_defaults_are_cross_entropy_on_one_hot_targets_and_top_k():
+    keras.utils.set_random_seed(0)
+    model = VideoMAEClassifier.from_architecture("tiny", num_classes=7, image_size=32, num_frames=4, num_layers=1)
+    # A head with some spread, so that the top-k sets are not near ties.
+    model.predictions.kernel.assign(np.random.default_rng(1).normal(size=model.predictions.kernel.shape))
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 7, size=16)
+    result = model.evaluate(x, np.eye(7, dtype="float32")[labels], batch_size=16, return_dict=True, verbose=0)
+    logits = model.predict(x, batch_size=16, verbose=0).astype("float64")
+    log_probs = logits - logits.max(1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(1, keepdims=True))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    assert result["loss"] == pytest.approx(-log_probs[np.arange(16), labels].mean(), rel=1e-4)
+    assert result["top1"] == pytest.approx((logits.argmax(1) == labels).mean())
+    assert result["top5"] == pytest.approx((top5 == labels[:, None]).any(1).mean())

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_videomae import make_checkpoint, videos_for
 
-from keras_har.converters.checkpoint import CheckpointError
 from keras_har.data.masking import MaskGenerator, draw_mask, num_masked_tokens, token_grid
 from keras_har.models import VideoMAEBackbone, VideoMAEClassifier, VideoMAEPretrainer
+from keras_har.utils.preset_utils import CheckpointError
 
 ATOL = 1e-4
 GRAD_RTOL = 1e-4
@@ -152,7 +152,7 @@ def test_encoder_never_sees_masked_tokens(tmp_path):
     visible = model.num_tokens - model.num_masked
     block = model.backbone.transformer_layers[0]
     shapes = {tuple(node.output_tensors[0].shape) for node in block._inbound_nodes}
-    assert (None, visible, model.backbone.hidden_size) in shapes
+    assert (None, visible, model.backbone.hidden_dim) in shapes
 
 
 def test_masks():
@@ -184,13 +184,12 @@ def test_wrong_mask_count_is_a_clear_error(tmp_path):
 
 
 def tiny_pretrainer(**kwargs):
-    backbone = VideoMAEBackbone(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=32, num_layers=1,
-        num_heads=4, intermediate_size=64, use_mean_pooling=False,
+    backbone = VideoMAEBackbone.from_architecture(
+        "tiny", image_size=32, num_frames=4, hidden_dim=32, num_layers=1, mlp_dim=64, use_mean_pooling=False,
     )
     return VideoMAEPretrainer(
-        backbone, decoder_hidden_size=16, decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2, decoder_intermediate_size=32, **kwargs,
+        backbone, decoder_hidden_dim=16, decoder_num_layers=1,
+        decoder_num_heads=2, decoder_mlp_dim=32, **kwargs,
     )
 
 
@@ -244,6 +243,36 @@ def test_save_to_preset_round_trip_and_fine_tune(tmp_path):
     with torch.no_grad():
         expected = hf.videomae(pixel_values=pt_x).last_hidden_state.numpy()
     np.testing.assert_allclose(to_numpy(classifier.backbone(x)), expected, atol=ATOL)
+
+
+def test_presets_saved_under_the_old_argument_names_still_load(tmp_path):
+    model = tiny_pretrainer(mask_ratio=0.5)
+    model.save_to_preset(tmp_path)
+    # A run directory written before the arguments took keras-hub's names.
+    renames = {
+        "config.json": {"hidden_dim": "hidden_size", "mlp_dim": "intermediate_size",
+                        "activation": "hidden_act", "layer_norm_epsilon": "layer_norm_eps",
+                        "dropout_rate": "hidden_dropout"},
+        "task.json": {"decoder_hidden_dim": "decoder_hidden_size", "decoder_num_layers": "decoder_num_hidden_layers",
+                      "decoder_num_heads": "decoder_num_attention_heads", "decoder_mlp_dim": "decoder_intermediate_size"},
+    }
+    for name, names in renames.items():
+        saved = json.loads((tmp_path / name).read_text())
+        config = saved["config"]
+        if name == "task.json":
+            backbone = config["backbone"]["config"]
+            config["backbone"]["config"] = {renames["config.json"].get(k, k): v for k, v in backbone.items()}
+        saved["config"] = {names.get(k, k): v for k, v in config.items()}
+        assert set(names.values()) <= set(saved["config"])
+        (tmp_path / name).write_text(json.dumps(saved))
+    loaded = VideoMAEPretrainer.from_preset(tmp_path)
+    assert (loaded.decoder_hidden_dim, loaded.decoder_num_layers, loaded.backbone.hidden_dim) == (16, 1, 32)
+    x = np.random.default_rng(0).normal(size=(2, 4, 32, 32, 3)).astype("float32")
+    mask = draw_masks(model)
+    np.testing.assert_array_equal(to_numpy(loaded.compute_loss_and_logits(x, mask)[1]),
+                                  to_numpy(model.compute_loss_and_logits(x, mask)[1]))
+    backbone = VideoMAEBackbone.from_preset(tmp_path)
+    assert backbone.mlp_dim == 64
 
 
 def test_encoder_only_checkpoint_gets_a_new_decoder(tmp_path, caplog):

@@ -138,7 +138,7 @@ class KerasImpl(Runner):
         else:
             import keras_hub
 
-            from keras_har.models.mean_pooled_vit_classifier import MeanPooledViTClassifier
+            from keras_har.models import MeanPooledViTClassifier
 
             backbone = keras_hub.models.ViTBackbone(
                 image_shape=(cfg["image_size"], cfg["image_size"], 3), patch_size=cfg["patch_size"],
@@ -185,10 +185,10 @@ class KerasImpl(Runner):
         from speed.configs import PRETRAIN_MASK_RATIO, PRETRAIN_MASKING
 
         net = VideoMAEPretrainer(
-            self.net.backbone, decoder_hidden_size=cfg["decoder_hidden_size"],
-            decoder_num_hidden_layers=cfg["decoder_num_hidden_layers"],
-            decoder_num_attention_heads=cfg["decoder_num_attention_heads"],
-            decoder_intermediate_size=cfg["decoder_intermediate_size"],
+            self.net.backbone, decoder_hidden_dim=cfg["decoder_hidden_size"],
+            decoder_num_layers=cfg["decoder_num_hidden_layers"],
+            decoder_num_heads=cfg["decoder_num_attention_heads"],
+            decoder_mlp_dim=cfg["decoder_intermediate_size"],
             mask_ratio=PRETRAIN_MASK_RATIO, masking=PRETRAIN_MASKING,
         )
         net.check_mask(bool_masked_pos)
@@ -209,15 +209,14 @@ class KerasImpl(Runner):
 def videomae_classifier(cfg, policy):
     """keras-har's VideoMAE classifier at `cfg` (transformers' VideoMAEConfig
     conventions) under the dtype policy `policy`; also what the exported rows export."""
-    from keras_har.models.videomae_backbone import VideoMAEBackbone
-    from keras_har.models.videomae_classifier import VideoMAEClassifier
+    from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 
     backbone = VideoMAEBackbone(
         image_size=cfg["image_size"], patch_size=cfg["patch_size"], num_frames=cfg["num_frames"],
-        tubelet_size=cfg["tubelet_size"], hidden_size=cfg["hidden_size"],
+        tubelet_size=cfg["tubelet_size"], hidden_dim=cfg["hidden_size"],
         num_layers=cfg["num_layers"], num_heads=cfg["num_heads"],
-        intermediate_size=cfg["intermediate_size"], hidden_act="gelu", use_qv_bias=True,
-        layer_norm_eps=1e-12, use_mean_pooling=True, dtype=policy,
+        mlp_dim=cfg["intermediate_size"], activation="gelu", use_qv_bias=True,
+        layer_norm_epsilon=1e-12, use_mean_pooling=True, dtype=policy,
     )
     return VideoMAEClassifier(backbone, num_classes=NUM_CLASSES)
 

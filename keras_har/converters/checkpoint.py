@@ -1,4 +1,5 @@
-"""Reading checkpoint files into numpy, and strict key bookkeeping for converters."""
+"""Reading checkpoint files into numpy, and strict key bookkeeping for converters
+(errors are `CheckpointError`, defined in `keras_har.utils.preset_utils`)."""
 
 import json
 import logging
@@ -6,15 +7,13 @@ import pathlib
 
 import numpy as np
 
+from keras_har.utils.preset_utils import CheckpointError
+
 logger = logging.getLogger("keras_har")
 
 SAFETENSORS_FILES = ("model.safetensors", "open_clip_model.safetensors")
 TORCH_FILES = ("pytorch_model.bin", "open_clip_pytorch_model.bin", "model.pth")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model it is converted into."""
 
 
 def find_weights_file(directory):

@@ -23,15 +23,16 @@ them by format name among the `keras_har.preset_loaders` entry points
 import inspect
 import logging
 
-from keras_hub.src.utils.preset_utils import PresetLoader
-
-from keras_har.converters import timm_vit, transformers_vit, videomae
+from keras_har.converters.timm import convert_vit as timm_vit
+from keras_har.converters.transformers import convert_videomae
+from keras_har.converters.transformers import convert_vit as transformers_vit
 from keras_har.models.video_classifier import VideoClassifier
+from keras_har.utils.keras_hub_compat import PresetLoader
 from keras_har.utils.preset_utils import PresetFormatError, check_image_size, resolve_num_classes
 
 logger = logging.getLogger("keras_har")
 
-TRANSFORMERS_CONVERTERS = {"videomae": videomae, "vit": transformers_vit}
+TRANSFORMERS_CONVERTERS = {"videomae": convert_videomae, "vit": transformers_vit}
 
 
 def _parameters(function):

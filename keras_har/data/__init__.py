@@ -16,7 +16,8 @@ from keras_har.data.decoding import (
 from keras_har.data.mixing import mix_batch, one_hot
 from keras_har.data.dataset_flags import DATASETS, dataset_index, train_and_test
 from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
-from keras_har.data.pipeline import VideoLoader, eval_views, load_video_views, make_loader
+from keras_har.data.loaders import make_loader
+from keras_har.data.pipeline import VideoLoader, eval_views, load_video_views
 from keras_har.data.views import OFFICIAL_CLIPS, loader_views, num_views
 from keras_har.data.splits import (
     HMDB51,

@@ -9,12 +9,10 @@ the normalisation as keras-hub's `scale` / `offset` (`x * scale + offset` on
 import cv2
 import numpy as np
 
-# What the original VideoMAE (and most ImageNet models) train with.
+# ImageNet's mean / std: VideoMAE's normalisation (`VideoMAEVideoConverter`)
+# and the loaders' default when no model's is given.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# timm's augreg ViTs (and transformers' VideoMAE processor default): [-1, 1].
-HALF_MEAN = (0.5, 0.5, 0.5)
-HALF_STD = (0.5, 0.5, 0.5)
 
 
 def scale_offset(mean, std):

@@ -15,10 +15,20 @@ class NormalizedVideoConverter(VideoConverter):
     Args:
         image_size: `(height, width)` of the model's frames.
         mean, std: per-channel normalisation on [0, 1] pixels (the
-            checkpoint's `preprocessor_config.json` when it has one).
+            checkpoint's `preprocessor_config.json` when it has one); unset,
+            the family's `default_mean` / `default_std`.
+
+    The one place a model's normalisation is decided: each family's converter
+    subclass sets its defaults, and the classifiers, the pre-trainer and the
+    loaders (through `image_mean` / `image_std`) read it from here.
     """
 
+    default_mean = None
+    default_std = None
+
     def __init__(self, image_size=None, mean=None, std=None, **kwargs):
+        if mean is None and std is None:
+            mean, std = self.default_mean, self.default_std
         if mean is not None and std is not None:
             kwargs["scale"], kwargs["offset"] = scale_offset(mean, std)
         super().__init__(image_size=image_size, **kwargs)

@@ -77,10 +77,6 @@ SYNTHETIC_DEFAULTS = dict(
 )
 # UCF101 / HMDB51: the official scripts sample every 4th frame.
 SPARSE_SAMPLING = ("hmdb51", "ucf101")
-BASE_CONFIG = dict(patch_size=16, tubelet_size=2, hidden_size=768, num_layers=12, num_heads=12,
-                   intermediate_size=3072)
-TINY_CONFIG = dict(patch_size=8, tubelet_size=2, hidden_size=64, num_layers=4, num_heads=4,
-                   intermediate_size=128)
 
 
 class VideoMAEPretrain(Recipe):
@@ -93,7 +89,7 @@ class VideoMAEPretrain(Recipe):
     option_title = "model and training (unset: the official value; the synthetic profile differs)"
 
     def add_arguments(self, g):
-        g.add_argument("--preset", help="'base' / 'tiny' (a new VideoMAE), or a checkpoint to continue from: "
+        g.add_argument("--preset", help="an architecture name (tiny, small, base, ...: a new VideoMAE), or a checkpoint to continue from: "
                        "a transformers VideoMAEForPreTraining directory, hf://org/name, a known name or a "
                        "keras-har preset directory.")
         flags.add_training_args(g, "batch_size", "grad_accum", "epochs", epochs="pre-training epochs")
@@ -106,10 +102,10 @@ class VideoMAEPretrain(Recipe):
         flags.add_training_args(g, "clip_norm", clip_norm="global gradient norm clip (0 disables; official: none)")
         g.add_argument("--mask-ratio", type=float, help="fraction of tokens masked (official UCF101: 0.75).")
         g.add_argument("--masking", choices=("tube", "random"), help="tube (one spatial mask for all times) or random.")
-        g.add_argument("--decoder-depth", type=int, help="decoder blocks (transformers' decoder_num_hidden_layers).")
-        g.add_argument("--decoder-width", type=int, help="decoder width (decoder_hidden_size).")
-        g.add_argument("--decoder-heads", type=int, help="decoder attention heads (decoder_num_attention_heads).")
-        g.add_argument("--decoder-mlp", type=int, help="decoder MLP width (decoder_intermediate_size).")
+        g.add_argument("--decoder-depth", type=int, help="decoder blocks (decoder_num_layers).")
+        g.add_argument("--decoder-width", type=int, help="decoder width (decoder_hidden_dim).")
+        g.add_argument("--decoder-heads", type=int, help="decoder attention heads (decoder_num_heads).")
+        g.add_argument("--decoder-mlp", type=int, help="decoder MLP width (decoder_mlp_dim).")
         g.add_argument("--raw-pixel-loss", action="store_true",
                        help="regress raw pixels instead of per-patch normalised ones (norm_pix_loss off).")
         flags.add_training_args(g, "drop_path", drop_path="encoder stochastic depth")
@@ -156,23 +152,21 @@ class VideoMAEPretrain(Recipe):
         return videos, UnlabelledVideos([held_out.paths[i] for i in picks], held_out.name)
 
     def build_model(self, args):
-        from keras_har.models import VideoMAEBackbone, VideoMAEPretrainer
+        from keras_har.models import VIDEOMAE_ARCHITECTURES, VideoMAEBackbone, VideoMAEPretrainer
 
         task = dict(
             mask_ratio=args.mask_ratio, masking=args.masking, norm_pix_loss=not args.raw_pixel_loss,
         )
-        if args.preset in ("base", "tiny"):
-            config = BASE_CONFIG if args.preset == "base" else TINY_CONFIG
+        if args.preset in VIDEOMAE_ARCHITECTURES:
             # No encoder norm (use_mean_pooling): the encoder is then exactly the one
             # VideoMAE fine-tunes (mean pooling + a new fc_norm).
-            backbone = VideoMAEBackbone(
-                image_size=args.image_size, num_frames=args.num_frames, drop_path_rate=args.drop_path,
-                use_mean_pooling=True, **config,
+            backbone = VideoMAEBackbone.from_architecture(
+                args.preset, image_size=args.image_size, num_frames=args.num_frames,
+                drop_path_rate=args.drop_path, use_mean_pooling=True,
             )
             return VideoMAEPretrainer(
-                backbone, decoder_hidden_size=args.decoder_width, decoder_num_hidden_layers=args.decoder_depth,
-                decoder_num_attention_heads=args.decoder_heads, decoder_intermediate_size=args.decoder_mlp,
-                **task,
+                backbone, decoder_hidden_dim=args.decoder_width, decoder_num_layers=args.decoder_depth,
+                decoder_num_heads=args.decoder_heads, decoder_mlp_dim=args.decoder_mlp, **task,
             )
         # Continue pre-training: the checkpoint's architecture, encoder and decoder.
         model = VideoMAEPretrainer.from_preset(args.preset, **task)

@@ -59,10 +59,6 @@ SYNTHETIC_DEFAULTS = dict(
     image_size=32,
 )
 
-TINY_CONFIG = dict(patch_size=8, tubelet_size=2, hidden_size=64, num_layers=4, num_heads=4,
-                   intermediate_size=128)
-
-
 class VideoMAETwoPhase(ClassifierRecipe):
     name = "videomae-two-phase"
     run_name = "videomae_two_phase"
@@ -98,11 +94,11 @@ class VideoMAETwoPhase(ClassifierRecipe):
         return VideoMAEClassifier
 
     def build_model(self, args, class_names):
-        from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
+        from keras_har.models import VIDEOMAE_ARCHITECTURES, VideoMAEClassifier
 
         size = dict(num_frames=args.num_frames, image_size=args.image_size, drop_path_rate=args.drop_path)
-        if args.preset == "tiny":
-            return VideoMAEClassifier(VideoMAEBackbone(**TINY_CONFIG, **size), labels=class_names)
+        if args.preset in VIDEOMAE_ARCHITECTURES:
+            return VideoMAEClassifier.from_architecture(args.preset, labels=class_names, **size)
         return VideoMAEClassifier.from_preset(args.preset, labels=class_names, **size)
 
     def compile_phase(self, model, args, phase, steps):
@@ -119,8 +115,7 @@ class VideoMAETwoPhase(ClassifierRecipe):
             grad_accum=args.grad_accum, layer_decay=args.layer_decay,
         )
         smoothing = args.label_smoothing if phase == 2 else 0.0
-        model.compile(optimizer=optimizer, loss=cross_entropy(smoothing),
-                      metrics=experiment.accuracy_metrics(model.num_classes))
+        model.compile(optimizer=optimizer, loss=cross_entropy(smoothing))  # top-1 / top-5 metrics
 
     def train(self, run):
         args, model = run.args, run.model

@@ -230,13 +230,6 @@ def warmup_cosine(peak_lr, total_steps, warmup_ratio):
     )
 
 
-def accuracy_metrics(num_classes):
-    return [
-        keras.metrics.CategoricalAccuracy(name="top1"),
-        keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-    ]
-
-
 def _trim_history(path, rows):
     """Drop rows of epochs that were logged but not checkpointed before a kill."""
     if not path.exists():

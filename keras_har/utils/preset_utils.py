@@ -26,9 +26,7 @@ import json
 import logging
 import pathlib
 
-from keras_hub.src.utils import preset_utils as hub_preset_utils
-
-from keras_har.converters.checkpoint import CheckpointError
+from keras_har.utils import keras_hub_compat
 from keras_har.utils.hub import HF_PREFIX, PresetNotFoundError, resolve_preset
 
 logger = logging.getLogger("keras_har")
@@ -37,16 +35,20 @@ CONFIG_FILE = "config.json"
 TASK_CONFIG_FILE = "task.json"
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 LOADER_ENTRY_POINTS = "keras_har.preset_loaders"  # format name -> PresetLoader class
-register_presets = hub_preset_utils.register_presets
+register_presets = keras_hub_compat.register_presets
 
 
 class PresetFormatError(ValueError):
     """A directory or file that is no preset format keras-har reads."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model it is converted into."""
+
+
 def known_preset_handle(name):
     """The handle of a registered preset name, or None."""
-    entry = hub_preset_utils.BUILTIN_PRESETS.get(str(name))
+    entry = keras_hub_compat.BUILTIN_PRESETS.get(str(name))
     return entry["kaggle_handle"] if entry else None
 
 
@@ -54,10 +56,10 @@ def preset_path(preset):
     """A local `pathlib.Path` for a known name, `hf://` handle or path."""
     preset = str(preset)
     handle = known_preset_handle(preset) or preset
-    if handle.startswith(hub_preset_utils.KAGGLE_PREFIX):  # keras-hub's own presets (e.g. ViT)
-        return pathlib.Path(hub_preset_utils.get_file(handle, CONFIG_FILE)).parent
+    if handle.startswith(keras_hub_compat.KAGGLE_PREFIX):  # keras-hub's own presets (e.g. ViT)
+        return pathlib.Path(keras_hub_compat.get_file(handle, CONFIG_FILE)).parent
     if not handle.startswith(HF_PREFIX) and not pathlib.Path(handle).expanduser().exists():
-        known = sorted(n for n, e in hub_preset_utils.BUILTIN_PRESETS.items()
+        known = sorted(n for n, e in keras_hub_compat.BUILTIN_PRESETS.items()
                        if str(e.get("kaggle_handle", "")).startswith(HF_PREFIX))
         raise PresetNotFoundError(
             f"Preset {preset!r} is not a directory, a file, an hf://org/name handle or a "
@@ -158,7 +160,7 @@ def check_image_size(task, image_size, source):
     return task
 
 
-class KerasPresetLoader(hub_preset_utils.KerasPresetLoader):
+class KerasPresetLoader(keras_hub_compat.KerasPresetLoader):
     """keras-hub's loader of presets written by `save_to_preset`, plus what a
     video classifier needs: a new head when `num_classes` / `labels` differ
     from the saved ones, and presets saved before the preprocessor existed
@@ -179,8 +181,8 @@ class KerasPresetLoader(hub_preset_utils.KerasPresetLoader):
         if image_size is not None and "image_size" in self.config.get("config", {}):
             kwargs["image_size"], image_size = image_size, None  # a backbone argument (VideoMAE)
         task_file = pathlib.Path(self.preset) / TASK_CONFIG_FILE
-        task_config = hub_preset_utils.load_json(self.preset, TASK_CONFIG_FILE) if task_file.exists() else {}
-        if not task_config or not issubclass(hub_preset_utils.check_config_class(task_config), cls):
+        task_config = keras_hub_compat.load_json(self.preset, TASK_CONFIG_FILE) if task_file.exists() else {}
+        if not task_config or not issubclass(keras_hub_compat.check_config_class(task_config), cls):
             # A backbone alone, or another task's preset (e.g. a pre-training
             # run's model for a classifier): its encoder, with a new head.
             saved = task_config.get("config", {})
@@ -193,7 +195,7 @@ class KerasPresetLoader(hub_preset_utils.KerasPresetLoader):
             head = {k: v for k, v in (("num_classes", num_classes), ("labels", labels)) if v is not None}
             task = cls(backbone, **head, **kwargs)
             return check_image_size(task, image_size, self.preset)
-        saved = hub_preset_utils.load_json(self.preset, TASK_CONFIG_FILE).get("config", {})
+        saved = keras_hub_compat.load_json(self.preset, TASK_CONFIG_FILE).get("config", {})
         saved_classes = saved.get("num_classes")
         num_classes, labels = resolve_num_classes(num_classes, labels)
         if num_classes is not None and num_classes != saved_classes:
@@ -221,7 +223,7 @@ def task_from_preset(cls, preset, load_weights=True, **kwargs):
     backbone_cls = loader.check_backbone_class()
     if getattr(cls, "backbone_cls", None) is not backbone_cls:
         try:
-            cls = hub_preset_utils.find_subclass(preset, cls, backbone_cls)
+            cls = keras_hub_compat.find_subclass(preset, cls, backbone_cls)
         except ValueError:
             raise _wrong_model(preset, loader, backbone_cls, cls) from None
     return loader.load_task(cls, load_weights=load_weights, load_task_weights=True, **kwargs)

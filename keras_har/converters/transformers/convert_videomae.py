@@ -26,21 +26,22 @@ from keras_har.converters.checkpoint import (
     load_state_dict,
     read_preprocessor_normalization,
 )
-from keras_har.models.videomae_backbone import VideoMAEBackbone
+from keras_har.models.videomae import VIDEOMAE_ARCHITECTURES, VIDEOMAE_DECODER, VideoMAEBackbone
 
 logger = logging.getLogger("keras_har")
 
-# VideoMAEConfig defaults (transformers), used where a config omits a field.
+_BASE = VIDEOMAE_ARCHITECTURES["base"]
+# VideoMAEConfig defaults (transformers: ViT-B), used where a config omits a field.
 HF_DEFAULTS = dict(
     image_size=224,
-    patch_size=16,
+    patch_size=_BASE["patch_size"],
     num_channels=3,
     num_frames=16,
-    tubelet_size=2,
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
+    tubelet_size=_BASE["tubelet_size"],
+    hidden_size=_BASE["hidden_dim"],
+    num_hidden_layers=_BASE["num_layers"],
+    num_attention_heads=_BASE["num_heads"],
+    intermediate_size=_BASE["mlp_dim"],
     hidden_act="gelu",
     hidden_dropout_prob=0.0,
     attention_probs_dropout_prob=0.0,
@@ -73,15 +74,15 @@ def convert_backbone_config(config, state=None):
         num_channels=int(c["num_channels"]),
         num_frames=int(c["num_frames"]),
         tubelet_size=int(c["tubelet_size"]),
-        hidden_size=int(c["hidden_size"]),
+        hidden_dim=int(c["hidden_size"]),
         num_layers=int(c["num_hidden_layers"]),
         num_heads=int(c["num_attention_heads"]),
-        intermediate_size=int(c["intermediate_size"]),
-        hidden_act=c["hidden_act"],
+        mlp_dim=int(c["intermediate_size"]),
+        activation=c["hidden_act"],
         use_qv_bias=bool(use_qv_bias),
-        layer_norm_eps=float(c["layer_norm_eps"]),
+        layer_norm_epsilon=float(c["layer_norm_eps"]),
         use_mean_pooling=bool(c["use_mean_pooling"]),
-        hidden_dropout=float(c["hidden_dropout_prob"]),
+        dropout_rate=float(c["hidden_dropout_prob"]),
         attention_dropout=float(c["attention_probs_dropout_prob"]),
     )
 
@@ -113,7 +114,7 @@ def linear(state, key, in_dim, out_dim):
 
 def convert_weights(backbone, state, config=None):
     """Assign every encoder tensor of `state` (a normalised `StateDict`)."""
-    hidden = backbone.hidden_size
+    hidden = backbone.hidden_dim
     p, t, c = backbone.patch_size, backbone.tubelet_size, backbone.num_channels
     kernel = state.take(
         "videomae.embeddings.patch_embeddings.projection.weight", (hidden, c, t, p, p)
@@ -139,7 +140,7 @@ def convert_weights(backbone, state, config=None):
 
 def load_block_weights(block, state, prefix):
     """One `VideoMAETransformerBlock` from transformers' `VideoMAELayer` at `prefix`."""
-    hidden, inter = block.hidden_size, block.intermediate_size
+    hidden, inter = block.hidden_dim, block.mlp_dim
     attn = prefix + "attention.attention."
     qkv = np.concatenate(
         [linear(state, attn + name + ".weight", hidden, hidden) for name in ("query", "key", "value")],
@@ -190,7 +191,7 @@ def label_names(config):
 def convert_head(classifier, state, config, keep_head=True):
     """`fc_norm` (when both have it) and, with `keep_head`, the Dense head of
     VideoMAEForVideoClassification."""
-    hidden = classifier.backbone.hidden_size
+    hidden = classifier.backbone.hidden_dim
     if classifier.fc_norm is not None and "fc_norm.weight" in state:
         assign_layer_norm(classifier.fc_norm, state, "fc_norm", hidden)
     if not keep_head:
@@ -202,10 +203,10 @@ def convert_head(classifier, state, config, keep_head=True):
 
 # VideoMAEConfig's decoder defaults (transformers).
 HF_DECODER_DEFAULTS = dict(
-    decoder_hidden_size=384,
-    decoder_num_hidden_layers=4,
-    decoder_num_attention_heads=6,
-    decoder_intermediate_size=1536,
+    decoder_hidden_size=VIDEOMAE_DECODER["decoder_hidden_dim"],
+    decoder_num_hidden_layers=VIDEOMAE_DECODER["decoder_num_layers"],
+    decoder_num_attention_heads=VIDEOMAE_DECODER["decoder_num_heads"],
+    decoder_intermediate_size=VIDEOMAE_DECODER["decoder_mlp_dim"],
     norm_pix_loss=True,
 )
 # The fixed sinusoidal tables some files hold: recomputed, never loaded.
@@ -216,10 +217,10 @@ def decoder_kwargs_from_hf_config(config):
     """`VideoMAEConfig` decoder fields -> `VideoMAEPretrainer` arguments."""
     c = {**HF_DECODER_DEFAULTS, **config}
     return dict(
-        decoder_hidden_size=int(c["decoder_hidden_size"]),
-        decoder_num_hidden_layers=int(c["decoder_num_hidden_layers"]),
-        decoder_num_attention_heads=int(c["decoder_num_attention_heads"]),
-        decoder_intermediate_size=int(c["decoder_intermediate_size"]),
+        decoder_hidden_dim=int(c["decoder_hidden_size"]),
+        decoder_num_layers=int(c["decoder_num_hidden_layers"]),
+        decoder_num_heads=int(c["decoder_num_attention_heads"]),
+        decoder_mlp_dim=int(c["decoder_intermediate_size"]),
         norm_pix_loss=bool(c["norm_pix_loss"]),
     )
 
@@ -231,8 +232,8 @@ def has_decoder(state):
 def load_decoder_weights(pretrainer, state):
     """mask_token, encoder_to_decoder, decoder blocks, norm and head of a
     `VideoMAEForPreTraining` state dict into a `VideoMAEPretrainer`."""
-    hidden = pretrainer.backbone.hidden_size
-    width = pretrainer.decoder_hidden_size
+    hidden = pretrainer.backbone.hidden_dim
+    width = pretrainer.decoder_hidden_dim
     assign(
         pretrainer.encoder_to_decoder.kernel,
         linear(state, "encoder_to_decoder.weight", hidden, width),
@@ -245,7 +246,7 @@ def load_decoder_weights(pretrainer, state):
     if extra:
         raise CheckpointError(
             f"{state.source}: the checkpoint has more decoder layers than the config's "
-            f"{pretrainer.decoder_num_hidden_layers} (e.g. {extra[0]!r})."
+            f"{pretrainer.decoder_num_layers} (e.g. {extra[0]!r})."
         )
     assign_layer_norm(pretrainer.decoder_norm, state, "decoder.norm", width)
     outputs = pretrainer.decoder_head.units
@@ -260,7 +261,7 @@ def convert_task(cls, loader, load_weights=True, **kwargs):
     gets a new one); every tensor is used or named in an error. `kwargs`
     override the Task's or the backbone's arguments."""
     config, state = loader.config, loader.state
-    task_keys = set(HF_DECODER_DEFAULTS) | {"mask_ratio", "masking", "image_mean", "image_std"}
+    task_keys = set(VIDEOMAE_DECODER) | {"norm_pix_loss", "mask_ratio", "masking", "image_mean", "image_std"}
     task_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in task_keys}
     norm = normalization(loader.path, config)
     if norm:

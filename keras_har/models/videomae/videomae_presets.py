@@ -1,7 +1,31 @@
-"""VideoMAE checkpoints of MCG-NJU on the Hugging Face Hub, registered with
-keras-hub's `register_presets` (so `VideoMAEBackbone.presets` and
-`VideoMAEClassifier.presets` list them). The architecture comes from each
-checkpoint's own config.json; the handle is fetched with huggingface_hub."""
+"""VideoMAE's named architecture sizes and its checkpoints.
+
+`VIDEOMAE_ARCHITECTURES`: the encoder sizes `VideoMAEBackbone.from_architecture`
+builds (random init): "small" / "base" / "large" / "huge" are VideoMAE's
+ViT-S/B/L/H (patch 16, tubelet 2); "tiny" is a toy size for the synthetic
+checks and the tests. `VIDEOMAE_DECODER`: the pre-training decoder's sizes.
+
+`VIDEOMAE_PRESETS`: the checkpoints of MCG-NJU on the Hugging Face Hub,
+registered with keras-hub's `register_presets` (so `VideoMAEBackbone.presets`
+and `VideoMAEClassifier.presets` list them). The architecture of a checkpoint
+comes from its own config.json; the handle is fetched with huggingface_hub.
+"""
+
+
+def _vit(hidden_dim, num_layers, num_heads, mlp_dim, patch_size=16):
+    return dict(patch_size=patch_size, tubelet_size=2, hidden_dim=hidden_dim, num_layers=num_layers,
+                num_heads=num_heads, mlp_dim=mlp_dim)
+
+
+VIDEOMAE_ARCHITECTURES = {
+    "tiny": _vit(64, 4, 4, 128, patch_size=8),
+    "small": _vit(384, 12, 6, 1536),
+    "base": _vit(768, 12, 12, 3072),
+    "large": _vit(1024, 24, 16, 4096),
+    "huge": _vit(1280, 32, 16, 5120),
+}
+# The decoder of VideoMAE's pre-training (transformers' VideoMAEConfig defaults).
+VIDEOMAE_DECODER = dict(decoder_hidden_dim=384, decoder_num_layers=4, decoder_num_heads=6, decoder_mlp_dim=1536)
 
 
 def _entry(repo, params, description):

@@ -2,18 +2,16 @@
 
 Pooling is transformers' `VideoMAEForVideoClassification`: with
 `use_mean_pooling` the mean of all tokens followed by `fc_norm`, otherwise the
-first token (the backbone already ends with its LayerNorm); then dropout and a
-Dense head named `predictions`.
+first token (the backbone already ends with its LayerNorm); then the
+`VideoClassifier` head (dropout and a Dense `predictions`).
 """
 
 import keras
 from keras import layers
 
-from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from keras_har.models.video_classifier import VideoClassifier
-from keras_har.models.videomae_backbone import VideoMAEBackbone
-from keras_har.models.videomae_classifier_preprocessor import VideoMAEClassifierPreprocessor
-from keras_har.utils.preset_utils import resolve_num_classes
+from keras_har.models.videomae.videomae_backbone import VideoMAEBackbone
+from keras_har.models.videomae.videomae_classifier_preprocessor import VideoMAEClassifierPreprocessor
 
 # transformers' fc_norm is `nn.LayerNorm(hidden_size)`: torch's default eps.
 FC_NORM_EPS = 1e-5
@@ -40,14 +38,13 @@ class VideoMAEClassifier(VideoClassifier):
     Example:
     ```python
     model = VideoMAEClassifier.from_preset("videomae_base_kinetics", num_classes=51)
-    model.compile(optimizer="adamw", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.compile()  # AdamW, cross-entropy on one-hot targets, top-1 / top-5
+    tiny = VideoMAEClassifier.from_architecture("tiny", num_classes=5, image_size=32, num_frames=4)
     ```
     """
 
     backbone_cls = VideoMAEBackbone
     preprocessor_cls = VideoMAEClassifierPreprocessor
-    default_mean = IMAGENET_MEAN
-    default_std = IMAGENET_STD
 
     def __init__(
         self,
@@ -61,9 +58,6 @@ class VideoMAEClassifier(VideoClassifier):
         image_std=None,
         **kwargs,
     ):
-        num_classes, labels = resolve_num_classes(num_classes, labels)
-        if num_classes is None:
-            raise ValueError("VideoMAEClassifier needs num_classes or labels.")
         if pooling is None:
             pooling = "mean" if backbone.use_mean_pooling else "first"
         if pooling not in ("mean", "first"):
@@ -71,20 +65,14 @@ class VideoMAEClassifier(VideoClassifier):
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = self._default_preprocessor(preprocessor, backbone.image_size, image_mean, image_std)
+        self.preprocessor = self.default_preprocessor(preprocessor, backbone.image_size, image_mean, image_std)
         policy = backbone.dtype_policy
         self.fc_norm = (
             layers.LayerNormalization(epsilon=FC_NORM_EPS, name="fc_norm", dtype=policy)
             if pooling == "mean"
             else None
         )
-        self.output_dropout = layers.Dropout(dropout, name="output_dropout", dtype=policy)
-        self.predictions = layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="predictions",
-            dtype=policy,
-        )
+        self.init_head(num_classes, labels, dropout, policy)
 
         # === Functional model ===
         inputs = backbone.input
@@ -94,16 +82,14 @@ class VideoMAEClassifier(VideoClassifier):
             x = self.fc_norm(x)
         else:
             x = layers.Lambda(lambda t: t[:, 0], name="first_token", dtype=policy)(x)
-        x = self.output_dropout(x)
-        outputs = self.predictions(x)
+        outputs = self.classification_head(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.pooling = pooling
-        self.dropout = dropout
-        self._init_video_classifier(num_classes, labels)
+        self.finish_head()
 
     def get_config(self):
         config = super().get_config()
-        config.update({"pooling": self.pooling, "dropout": self.dropout})
+        config.update({"pooling": self.pooling})
         return config

@@ -12,50 +12,14 @@ import re
 
 import keras
 import keras_hub
-from keras import layers, ops
 
-from keras_har.data.normalization import HALF_MEAN, HALF_STD
-from keras_har.models.mean_pooled_vit_classifier_preprocessor import (
+from keras_har.models.architectures import architecture_config
+from keras_har.models.mean_pooled_vit.mean_pooled_vit_layers import FoldFrames, FrameMeanPooling
+from keras_har.models.mean_pooled_vit.mean_pooled_vit_classifier_preprocessor import (
     MeanPooledViTClassifierPreprocessor,
 )
+from keras_har.models.mean_pooled_vit.mean_pooled_vit_presets import MEAN_POOLED_VIT_ARCHITECTURES
 from keras_har.models.video_classifier import VideoClassifier
-from keras_har.utils.preset_utils import resolve_num_classes
-
-VIT_SMALL = dict(patch_size=16, num_layers=12, num_heads=6, hidden_dim=384, mlp_dim=1536)
-VIT_LAYER_NORM_EPS = 1e-6  # timm's ViTs
-
-
-@keras.saving.register_keras_serializable(package="keras_har")
-class FoldFrames(layers.Layer):
-    """(batch, frames, h, w, c) -> (batch * frames, h, w, c)."""
-
-    def call(self, videos):
-        return ops.reshape(videos, (-1,) + tuple(videos.shape[2:]))
-
-    def compute_output_shape(self, input_shape):
-        batch, frames = input_shape[:2]
-        folded = None if batch is None or frames is None else batch * frames
-        return (folded,) + tuple(input_shape[2:])
-
-
-@keras.saving.register_keras_serializable(package="keras_har")
-class FrameMeanPooling(layers.Layer):
-    """Class token of every frame, averaged over the frames of each clip.
-
-    Called on `[tokens, videos]`: tokens `(batch * frames, tokens, dim)` from the
-    backbone and the videos they came from (for the frame count).
-    """
-
-    def call(self, inputs):
-        tokens, videos = inputs
-        frames = ops.shape(videos)[1]
-        cls = tokens[:, 0, :]
-        cls = ops.reshape(cls, (-1, frames, cls.shape[-1]))
-        return ops.mean(cls, axis=1)
-
-    def compute_output_shape(self, input_shape):
-        tokens_shape, videos_shape = input_shape
-        return (videos_shape[0], tokens_shape[-1])
 
 
 @keras.saving.register_keras_serializable(package="keras_har")
@@ -70,6 +34,9 @@ class MeanPooledViTClassifier(VideoClassifier):
         preprocessor: a `MeanPooledViTClassifierPreprocessor`; by default one
             normalising with `image_mean` / `image_std` (0.5 / 0.5 unless
             given, as timm's augreg ViTs).
+
+    `from_architecture("tiny" | "small", num_classes=..., image_size=...)`
+    builds a randomly initialised one (`MEAN_POOLED_VIT_ARCHITECTURES`).
 
     Inputs are videos `(batch, frames, height, width, 3)`: raw uint8 frames
     through `predict` / `fit`, or float frames already normalised, with
@@ -87,8 +54,6 @@ class MeanPooledViTClassifier(VideoClassifier):
 
     backbone_cls = keras_hub.models.ViTBackbone
     preprocessor_cls = MeanPooledViTClassifierPreprocessor
-    default_mean = HALF_MEAN
-    default_std = HALF_STD
 
     def __init__(
         self,
@@ -101,25 +66,16 @@ class MeanPooledViTClassifier(VideoClassifier):
         image_std=None,
         **kwargs,
     ):
-        num_classes, labels = resolve_num_classes(num_classes, labels)
-        if num_classes is None:
-            raise ValueError("MeanPooledViTClassifier needs num_classes or labels.")
         if not getattr(backbone, "use_class_token", True):
             raise ValueError("MeanPooledViTClassifier pools the class token: the backbone needs one.")
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = self._default_preprocessor(
+        self.preprocessor = self.default_preprocessor(
             preprocessor, tuple(backbone.image_shape[:2]), image_mean, image_std
         )
         policy = backbone.dtype_policy
-        self.output_dropout = layers.Dropout(dropout, name="output_dropout", dtype=policy)
-        self.predictions = layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            name="predictions",
-            dtype=policy,
-        )
+        self.init_head(num_classes, labels, dropout, policy)
 
         # === Functional model ===
         height, width, channels = backbone.image_shape
@@ -127,42 +83,32 @@ class MeanPooledViTClassifier(VideoClassifier):
         frames = FoldFrames(name="fold_frames", dtype=policy)(videos)
         tokens = backbone(frames)
         x = FrameMeanPooling(name="frame_mean", dtype=policy)([tokens, videos])
-        x = self.output_dropout(x)
-        outputs = self.predictions(x)
+        outputs = self.classification_head(x)
         super().__init__(inputs=videos, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.dropout = dropout
-        self._init_video_classifier(num_classes, labels)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dropout": self.dropout})
-        return config
+        self.finish_head()
 
     @property
     def image_size(self):
         return tuple(self.backbone.image_shape[:2])
 
     @classmethod
-    def from_scratch(
-        cls,
-        image_size=224,
-        num_classes=None,
-        labels=None,
-        dropout=0.0,
-        dtype=None,
-        **backbone_kwargs,
-    ):
-        """A randomly initialised classifier; the backbone is ViT-S/16 unless
-        `backbone_kwargs` (patch_size, num_layers, num_heads, hidden_dim,
-        mlp_dim, ...) say otherwise."""
-        kwargs = dict(VIT_SMALL, layer_norm_epsilon=VIT_LAYER_NORM_EPS)
-        kwargs.update(backbone_kwargs)
-        backbone = keras_hub.models.ViTBackbone(
-            image_shape=(image_size, image_size, 3), dtype=dtype, **kwargs
-        )
-        return cls(backbone, num_classes=num_classes, labels=labels, dropout=dropout)
+    def backbone_from_architecture(cls, name, image_size=224, dtype=None, **overrides):
+        """keras-hub's `ViTBackbone` of the named size
+        (`MEAN_POOLED_VIT_ARCHITECTURES`: tiny, small) for `image_size` frames."""
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        kwargs = architecture_config(MEAN_POOLED_VIT_ARCHITECTURES, name, "mean-pooled ViT", **overrides)
+        return keras_hub.models.ViTBackbone(image_shape=(*size, 3), dtype=dtype, **kwargs)
+
+    @classmethod
+    def from_scratch(cls, image_size=224, num_classes=None, labels=None, dropout=0.0, dtype=None,
+                     **backbone_kwargs):
+        """A randomly initialised classifier on ViT-S/16, with `backbone_kwargs`
+        (patch_size, num_layers, num_heads, hidden_dim, mlp_dim, ...) replacing
+        its sizes: `from_architecture("small", ...)`."""
+        return cls.from_architecture("small", num_classes=num_classes, labels=labels, dropout=dropout,
+                                     image_size=image_size, dtype=dtype, **backbone_kwargs)
 
     # === Parameter groups and sharding of keras-hub's ViTBackbone ===
     def layer_id(self, path):

@@ -6,10 +6,14 @@ The backbone is keras-hub's own converter (`convert_vit`), run over our
 the checkpoint's (keras-hub's ViT does not resample its position table).
 """
 
-from keras_hub.src.utils.transformers import convert_vit
-
-from keras_har.converters.checkpoint import StateDict, StateDictPort, assign, load_state_dict
-from keras_har.converters.checkpoint import read_preprocessor_normalization
+from keras_har.converters.checkpoint import (
+    StateDict,
+    StateDictPort,
+    assign,
+    load_state_dict,
+    read_preprocessor_normalization,
+)
+from keras_har.utils.keras_hub_compat import transformers_convert_vit as convert_vit
 
 backbone_cls = convert_vit.backbone_cls
 HEAD_KEYS = ("classifier.weight", "classifier.bias")

@@ -36,7 +36,7 @@ from keras_har.converters.checkpoint import (
     assign_layer_norm,
     load_state_dict,
 )
-from keras_har.models.mean_pooled_vit_classifier import VIT_LAYER_NORM_EPS
+from keras_har.models.mean_pooled_vit.mean_pooled_vit_presets import VIT_LAYER_NORM_EPS
 
 logger = logging.getLogger("keras_har")
 

@@ -3,9 +3,10 @@
 transformers' `VideoMAEForPreTraining` (and the MCG-NJU original), with the
 encoder run on the visible tokens only:
 
-1. the backbone's tubelet embedding and fixed position table on every token;
+1. the backbone's `embed` (tubelet embedding and fixed position table) on
+   every token;
 2. the visible tokens gathered (`bool_masked_pos` False), in their order, and
-   only they go through the encoder blocks (and its final norm, if any);
+   only they go through the backbone's `encode` (its blocks and final norm);
 3. `encoder_to_decoder` (no bias), then the decoder input: the visible tokens
    followed by a learned `mask_token` per masked position, each plus the
    decoder-width sinusoidal table at its position;
@@ -33,13 +34,22 @@ from keras_hub.models import Task
 
 from keras_har.data.masking import MaskGenerator
 from keras_har.layers.masked_tokens import GatherTokens, MaskedTokenSplit, MaskTokenFill, gather_tokens, split_indices
-from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
-from keras_har.models.videomae_backbone import VideoMAEBackbone, VideoMAETransformerBlock
+from keras_har.models.videomae.videomae_backbone import VideoMAEBackbone, rename_legacy_arguments
+from keras_har.models.videomae.videomae_layers import transformer_blocks
+from keras_har.models.videomae.videomae_presets import VIDEOMAE_DECODER
+from keras_har.models.videomae.videomae_video_converter import VideoMAEVideoConverter
 from keras_har.utils import preset_utils
 
 # transformers' decoder norm is `nn.LayerNorm(decoder_hidden_size)`: torch's default eps.
 DECODER_NORM_EPS = 1e-5
 PATCH_STD_EPS = 1e-6
+# Argument names of configs saved by earlier versions -> today's.
+LEGACY_CONFIG_NAMES = {
+    "decoder_hidden_size": "decoder_hidden_dim",
+    "decoder_num_hidden_layers": "decoder_num_layers",
+    "decoder_num_attention_heads": "decoder_num_heads",
+    "decoder_intermediate_size": "decoder_mlp_dim",
+}
 
 
 def patchify(frames, tubelet_size, patch_size):
@@ -79,14 +89,15 @@ class VideoMAEPretrainer(Task):
 
     Args:
         backbone: a `VideoMAEBackbone` (the encoder being pre-trained).
-        decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads,
-            decoder_intermediate_size: the decoder's sizes (transformers' names;
-            VideoMAE-B: 384, 4, 6, 1536).
+        decoder_hidden_dim, decoder_num_layers, decoder_num_heads,
+            decoder_mlp_dim: the decoder's sizes (VideoMAE's: 384, 4, 6, 1536,
+            `VIDEOMAE_DECODER`).
         mask_ratio: fraction of tokens masked (0.9; the official UCF101 script 0.75).
         masking: "tube" (one spatial mask for every temporal position) or "random".
         norm_pix_loss: regress per-patch normalised pixels (True, VideoMAE's
             default) or raw pixels in [0, 1].
-        image_mean, image_std: the normalisation the input videos have had.
+        image_mean, image_std: the normalisation the input videos have had
+            (unset: `VideoMAEVideoConverter`'s, ImageNet's).
 
     Example:
     ```python
@@ -101,18 +112,20 @@ class VideoMAEPretrainer(Task):
     def __init__(
         self,
         backbone,
-        decoder_hidden_size=384,
-        decoder_num_hidden_layers=4,
-        decoder_num_attention_heads=6,
-        decoder_intermediate_size=1536,
+        decoder_hidden_dim=VIDEOMAE_DECODER["decoder_hidden_dim"],
+        decoder_num_layers=VIDEOMAE_DECODER["decoder_num_layers"],
+        decoder_num_heads=VIDEOMAE_DECODER["decoder_num_heads"],
+        decoder_mlp_dim=VIDEOMAE_DECODER["decoder_mlp_dim"],
         mask_ratio=0.9,
         masking="tube",
         norm_pix_loss=True,
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
+        image_mean=None,
+        image_std=None,
         preprocessor=None,
         **kwargs,
     ):
+        if image_mean is None and image_std is None:
+            image_mean, image_std = VideoMAEVideoConverter.default_mean, VideoMAEVideoConverter.default_std
         masks = MaskGenerator(
             backbone.num_frames, backbone.image_size, backbone.patch_size,
             backbone.tubelet_size, mask_ratio, masking,
@@ -126,37 +139,30 @@ class VideoMAEPretrainer(Task):
         self.preprocessor = preprocessor
         self.token_split = MaskedTokenSplit(num_masked, name="token_split", dtype=policy)
         self.encoder_to_decoder = layers.Dense(
-            decoder_hidden_size, use_bias=False, name="encoder_to_decoder", dtype=policy
+            decoder_hidden_dim, use_bias=False, name="encoder_to_decoder", dtype=policy
         )
         self.mask_token_fill = MaskTokenFill(num_tokens, name="mask_token_fill", dtype=policy)
-        self.decoder_layers = [
-            VideoMAETransformerBlock(
-                hidden_size=decoder_hidden_size,
-                num_heads=decoder_num_attention_heads,
-                intermediate_size=decoder_intermediate_size,
-                hidden_act=backbone.hidden_act,
-                use_qv_bias=backbone.use_qv_bias,
-                layer_norm_eps=backbone.layer_norm_eps,
-                name=f"decoder_layer_{i}",
-                dtype=policy,
-            )
-            for i in range(decoder_num_hidden_layers)
-        ]
+        self.decoder_layers = transformer_blocks(
+            decoder_num_layers,
+            name="decoder_layer",
+            dtype=policy,
+            hidden_dim=decoder_hidden_dim,
+            num_heads=decoder_num_heads,
+            mlp_dim=decoder_mlp_dim,
+            activation=backbone.activation,
+            use_qv_bias=backbone.use_qv_bias,
+            layer_norm_epsilon=backbone.layer_norm_epsilon,
+        )
         self.decoder_norm = layers.LayerNormalization(epsilon=DECODER_NORM_EPS, name="decoder_norm", dtype=policy)
         self.decoder_head = layers.Dense(t * p * p * c, name="decoder_head", dtype=policy)
 
         # === Functional model ===
         videos = keras.Input(shape=backbone.input.shape[1:], name="videos")
         bool_masked_pos = keras.Input(shape=(num_tokens,), dtype="bool", name="bool_masked_pos")
-        x = backbone.patch_embedding(videos)
-        x = layers.Reshape((num_tokens, backbone.hidden_size), name="flatten_tubelets", dtype=policy)(x)
-        x = backbone.position_embedding(x)
+        x = backbone.embed(videos)
         visible_indices, masked_indices = self.token_split(bool_masked_pos)
         x = GatherTokens(name="visible_tokens", dtype=policy)(x, visible_indices)
-        for block in backbone.transformer_layers:
-            x = block(x)
-        if backbone.final_norm is not None:
-            x = backbone.final_norm(x)
+        x = backbone.encode(x)
         x = self.encoder_to_decoder(x)
         x = self.mask_token_fill(x, visible_indices, masked_indices)
         for block in self.decoder_layers:
@@ -168,10 +174,10 @@ class VideoMAEPretrainer(Task):
         )
 
         # === Config ===
-        self.decoder_hidden_size = decoder_hidden_size
-        self.decoder_num_hidden_layers = decoder_num_hidden_layers
-        self.decoder_num_attention_heads = decoder_num_attention_heads
-        self.decoder_intermediate_size = decoder_intermediate_size
+        self.decoder_hidden_dim = decoder_hidden_dim
+        self.decoder_num_layers = decoder_num_layers
+        self.decoder_num_heads = decoder_num_heads
+        self.decoder_mlp_dim = decoder_mlp_dim
         self.mask_ratio = float(mask_ratio)
         self.masking = masking
         self.norm_pix_loss = bool(norm_pix_loss)
@@ -184,10 +190,10 @@ class VideoMAEPretrainer(Task):
         config = super().get_config()
         config.update(
             {
-                "decoder_hidden_size": self.decoder_hidden_size,
-                "decoder_num_hidden_layers": self.decoder_num_hidden_layers,
-                "decoder_num_attention_heads": self.decoder_num_attention_heads,
-                "decoder_intermediate_size": self.decoder_intermediate_size,
+                "decoder_hidden_dim": self.decoder_hidden_dim,
+                "decoder_num_layers": self.decoder_num_layers,
+                "decoder_num_heads": self.decoder_num_heads,
+                "decoder_mlp_dim": self.decoder_mlp_dim,
                 "mask_ratio": self.mask_ratio,
                 "masking": self.masking,
                 "norm_pix_loss": self.norm_pix_loss,
@@ -196,6 +202,12 @@ class VideoMAEPretrainer(Task):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Also reads configs saved under the earlier, transformers-style
+        decoder argument names (`decoder_hidden_size`, ...)."""
+        return super().from_config(rename_legacy_arguments(config, LEGACY_CONFIG_NAMES))
 
     def compile(self, optimizer="auto", **kwargs):
         """`"auto"`: AdamW as the official pre-training (lr 1.5e-4, betas 0.9/0.95,

@@ -1,0 +1,1 @@
+"""Converters of timm checkpoints (hub directories and bare state-dict files)."""
