@@ -132,8 +132,7 @@ def test_fine_tune_snippet(tmp_path, tiny_preset):
     out = run_snippet(python_blocks(README.read_text())[1], tmp_path, tiny_preset)
     model = VideoMAEClassifier.from_preset(str(tmp_path / "my_model"))
     assert model.class_names == classes
-    assert "val_accuracy" in out  # fit validated every epoch
-    assert "Epoch 1/1" in out
+    assert "val_accuracy" in out  # fit trained and validated
 
 
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
