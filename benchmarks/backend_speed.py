@@ -42,7 +42,7 @@ for that dtype (a 2048^2 matmul timed in every worker, compiled the way the
 row is: XLA for jax and tensorflow `xla`; the best reading of the run per
 framework, kernels and dtype, as one reading varies up to 2x), peak RSS of the subprocess (and the
 device's peak memory on a GPU), and first-call compile time (first call minus
-steady state). After the table, the issue's targets for VideoMAE-B are checked
+steady state). After the table, the speed targets for VideoMAE-B are checked
 against the rows of the same run ("Targets"; also under "targets" in --json).
 
 Keras inference runs `model.predict_on_batch` after `model.compile(jit_compile=...)`
@@ -68,7 +68,8 @@ save start-up time.
 
 `--json` writes {"machine": {...}, "results": [{"model", "impl", "backend",
 "dtype", "mode", "batch_size", "clips_per_s", "ratio_vs_reference", ...}],
-"targets": [...], "pretrain_speedups": [...]}; `--report PATH` prints a saved one's table again. `--quick`
+"targets": [...], "pretrain_speedups": [...]}; `--report PATH` prints a saved one's table again;
+`--docs DIR` also writes the documentation page (docs_pages.py). `--quick`
 uses tiny configs and finishes in well under 2 minutes. Runs on a GPU
 unchanged when the framework finds one (each row reports its device; the
 CPU-only settings -- allocator, XLA:CPU flags -- do not matter there).
@@ -86,11 +87,12 @@ import platform
 import sys
 import time
 
-from machine_info import cpu_flags, cpu_name, load_average, memory_gb  # beside this script
+import docs_pages  # beside this script
+from machine_info import cpu_flags, cpu_name, describe, load_average, memory_gb
 from speed.configs import DEFAULT_VARIANT, FULL_CONFIGS
 from speed.jobs import job_modes, make_jobs, worker_groups, worker_main
 from speed.registry import RUNNERS, runner_class
-from speed.report import print_report, progress_line
+from speed.report import markdown, print_report, progress_line  # noqa: F401  (markdown: docs_pages renders with it)
 from speed.workers import find_allocator, run_group, worker_env
 
 
@@ -127,6 +129,7 @@ def main(argv=None):
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per worker process")
     parser.add_argument("--log", help="append the workers' stderr here")
+    docs_pages.add_docs_args(parser)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--report", metavar="JSON",
                         help="print the table and targets of a saved --json again (nothing is measured)")
@@ -166,6 +169,7 @@ def main(argv=None):
     except FileNotFoundError as exc:
         parser.error(str(exc))
 
+    machine_description = describe()
     jobs = make_jobs(args)
     groups = worker_groups(jobs, args.quick)
     total = sum(len(job_modes(j)) for j in jobs)
@@ -194,7 +198,11 @@ def main(argv=None):
         for cls in RUNNERS:
             cls.cleanup(args)
     machine.update(load_average_after=load_average(), wall_time_s=time.perf_counter() - start)
-    print_report(machine, rows, args.json, targets=[] if "videomae" not in args.models or args.quick else None)
+    result = print_report(machine, rows, args.json,
+                          targets=[] if "videomae" not in args.models or args.quick else None)
+    if args.docs:
+        docs_pages.write(args.docs, "backend_speed", result, sys.argv[1:] if argv is None else argv,
+                         args.docs_note, machine_description)
     if log:
         log.close()
     return 0 if all("clips_per_s" in r for r in rows) else 1

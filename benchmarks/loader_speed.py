@@ -8,13 +8,13 @@ under DIR), then times, in one run:
   and 2 parallel calls: `keras_har.data.make_loader(training=True)`, 16 frames
   at stride 2, 224 px, clip-consistent RandomResizedCrop + flip, Mixup 0.8,
   with the library's frame-exact decoder (`decoder: "pyav"`);
-- the same `grain` loaders reading clips with the OpenCV decoder keras-har used
-  before (`decoder: "opencv"`, opencv_decoding.py), side by side;
-- `naive_pil`: the seed's baseline, in the main process: decode every frame of
-  the video, then per-frame PIL resize / random crop / flip and float
-  normalisation.
+- the same `grain` loaders reading clips with an OpenCV decoder
+  (`decoder: "opencv"`, opencv_decoding.py: seeks by frame number), side by side;
+- `naive_pil`: the reference protocol's baseline loader, in the main process:
+  decode every frame of the video, then per-frame PIL resize / random crop /
+  flip and float normalisation.
 
-    python benchmarks/loader_speed.py [--json PATH] [--quick] [--data-root DIR]
+    python benchmarks/loader_speed.py [--json PATH] [--quick] [--data-root DIR] [--docs DIR]
     python benchmarks/loader_speed.py --write-hd DIR   # 1080p H.264 sources, one keyframe each
 
 Every loader is measured `--repeat` times (rows interleaved) and the best is
@@ -22,7 +22,8 @@ kept; the decoders alone are also timed in CPU ms per clip in this process,
 which other processes on the machine hardly affect. The JSON holds
 {"results": [{"pipeline", "decoder", "workers", "clips_per_s"}, ...],
 "decode_cpu_ms_per_clip": {"pyav", "opencv"}, "machine": {cpu, cpus, load_average}, ...}. `--quick` (few videos, few batches)
-finishes in well under a minute.
+finishes in well under a minute. `--docs DIR` also writes the documentation
+page (docs_pages.py).
 """
 
 import argparse
@@ -31,13 +32,16 @@ import json
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 import time
 import types
 
 import numpy as np
 
-from machine_info import cpu_name, load_average  # beside this script
+import docs_pages  # beside this script
+import machine_info
+from machine_info import cpu_name, load_average
 
 from keras_har.data.normalization import IMAGENET_MEAN as MEAN
 from keras_har.data.normalization import IMAGENET_STD as STD
@@ -120,7 +124,7 @@ def time_batches(batches, clips_per_batch, num_batches, warmup=1):
 
 
 def naive_pil_batches(items, batch_size, num_frames, sampling_rate, image_size, seed=0):
-    """The seed baseline: every frame decoded, PIL transforms drawn per frame."""
+    """The reference protocol's baseline: every frame decoded, PIL transforms drawn per frame."""
     import cv2
     from PIL import Image
 
@@ -172,6 +176,23 @@ def decode_cpu_ms(items, read_clip, num_clips, seed=0):
     for path in paths:
         read_clip(path, lambda n: decoding.train_indices(n, 16, 2, rng))
     return (time.process_time() - start) / num_clips * 1000
+
+
+def markdown(report):
+    """The tables of a run's JSON (its documentation page)."""
+    c = report["config"]
+    source = (f"the videos under `{c['data_root']}`" if c["data_root"] else
+              f"generated 320x240 XVID .avi videos of {c['frames_per_video']} frames")
+    lines = [f"{c['videos']} videos ({source}); clips of {c['num_frames']} frames at stride "
+             f"{c['sampling_rate']}, {c['image_size']} px, batches of {c['batch_size']}, "
+             f"{c['timed_batches']} timed batches, best of {c['repeat']} interleaved rounds"
+             + (" (`--quick`: an order of magnitude, not a measurement of the loaders)" if c["quick"] else "") + ".",
+             "", "| pipeline | decoder | workers | clips/s |", "|---|---|---|---|"]
+    lines += [f"| {r['pipeline']} | {r['decoder']} | {r['workers']} | {r['clips_per_s']} |" for r in report["results"]]
+    ms = report["decode_cpu_ms_per_clip"]
+    lines += ["", "Decoding alone, CPU milliseconds per training clip on one thread: "
+              + ", ".join(f"{k} {v}" for k, v in ms.items()) + "."]
+    return "\n".join(lines)
 
 
 def run(quick=False, json_path=None, data_root=None, repeat=None):
@@ -261,13 +282,18 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, metavar="N",
                         help="measure every loader N times, interleaved, and keep the best "
                              "(default 2; 1 with --quick)")
+    docs_pages.add_docs_args(parser)
     parser.add_argument("--write-hd", metavar="DIR",
                         help="only write 1080p single-keyframe H.264 videos into DIR, then exit")
     args = parser.parse_args(argv)
     if args.write_hd:
         write_hd_videos(args.write_hd)
         return
-    run(quick=args.quick, json_path=args.json, data_root=args.data_root, repeat=args.repeat)
+    machine = machine_info.describe()
+    report = run(quick=args.quick, json_path=args.json, data_root=args.data_root, repeat=args.repeat)
+    if args.docs:
+        docs_pages.write(args.docs, "loader_speed", report, sys.argv[1:] if argv is None else argv,
+                         args.docs_note, machine)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,33 @@ def load_average():
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def bf16_units():
+    """Whether the CPU has AVX512-BF16 and AMX (the bfloat16 matmul units)."""
+    flags = set((_proc_line("cpuinfo", "flags") or "").split())
+    return {"avx512_bf16": "avx512_bf16" in flags, "amx": any(f.startswith("amx") for f in flags)}
+
+
+# The packages whose versions a benchmark's numbers depend on (those installed are reported).
+PACKAGES = ("keras", "keras-hub", "jax", "jaxlib", "torch", "tensorflow", "transformers", "timm", "grain",
+            "av", "opencv-python-headless", "numpy", "onnxruntime", "openvino", "ai-edge-litert")
+
+
+def package_versions(names=PACKAGES):
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def describe():
+    """The machine of a benchmark run, as its documentation page states it."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "memory_gb": memory_gb(), **bf16_units(),
+            "cpu_flags": cpu_flags(), "load_average": load_average(),
+            "platform": platform.platform(), "python": platform.python_version()}

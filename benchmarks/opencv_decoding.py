@@ -1,5 +1,5 @@
-"""The OpenCV decoder keras-har used before the frame-exact one, kept here only
-so that `loader_speed.py` can time the two side by side. Not frame-exact: the
+"""An OpenCV video decoder (seeks by frame number), kept here only so that
+`loader_speed.py` can time it beside the library's frame-exact one. Not frame-exact: the
 frame count is the container's, and `CAP_PROP_POS_FRAMES` seeks land one frame
 early on XviD AVIs with audio (see keras_har.data.decoding for the reader the
 library uses).
@@ -67,7 +67,7 @@ def _decode(path, wanted, seek=True, cap=None):
 
 
 def read_clip(path, choose_indices):
-    """The old `read_clip`: the container's frame count, re-sampled when the
+    """An OpenCV `read_clip`: the container's frame count, re-sampled when the
     video ends early."""
     cap = _open(path)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

@@ -22,7 +22,7 @@ normalise, views) and model, measured by wrapping the functions the command
 calls (keras-har: `decoding.probe` and `pipeline._view_frames` = decode, the
 rest of `load_video_views` = preprocess, `view_logits` = model; transformers:
 the video processor's `fetch_videos` = decode, the rest of the pipeline's
-`preprocess` = preprocess, `_forward` = model). Target (issue 19): the fastest
+`preprocess` = preprocess, `_forward` = model). Target: the fastest
 keras-har setting >= 1.5x transformers with 1 view.
 
 The videos (HMDB51-like: 320x240 XviD AVI at 30 fps, 3-5 s, 32 of them) are
@@ -34,6 +34,8 @@ preprocessor_config.json. Both are made in `--work-dir` when missing.
     python benchmarks/predict_end_to_end.py --work-dir /tmp/e2e [--keras-har tensorflow,jax]
         [--exported /tmp/e2e/model.xml:bfloat16] [--views single,tta] [--json out.json]
     python benchmarks/predict_end_to_end.py --quick   # tiny checkpoint, 4 short videos (tests run it)
+
+`--docs DIR` also writes the documentation page (docs_pages.py).
 """
 
 import argparse
@@ -48,6 +50,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import docs_pages  # noqa: E402
 import machine_info  # noqa: E402
 
 TARGET = 1.5
@@ -285,10 +288,12 @@ def main(argv=None):
                              "(the model cast: its fastest CPU setting)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per setting")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    docs_pages.add_docs_args(parser)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(json.loads(args.worker))
+    machine_description = machine_info.describe()
     count = args.num_videos or (4 if args.quick else 32)
     work = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="predict_e2e-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -340,6 +345,9 @@ def main(argv=None):
     report(result)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.docs:
+        docs_pages.write(args.docs, "predict_end_to_end", result, sys.argv[1:] if argv is None else argv,
+                         args.docs_note, machine_description)
     return 0 if all("error" not in r for r in rows) else 1
 
 
@@ -363,35 +371,45 @@ def _line(r):
             f"model {1000 * r['model_s'] / n:.0f} ms")
 
 
-def report(result):
+def markdown(result):
+    """The run's summary line, table and target (printed, and its documentation page)."""
     m = result["machine"]
-    print(f"\n{result['model']}, {result['videos']} videos, on CPU: {m['cpu']} ({m['cores']} cores; load average "
-          f"{m['load_before']} before, {m['load_after']} after)")
+    lines = [f"{result['model']}, {result['videos']} videos, on CPU: {m['cpu']} ({m['cores']} cores; load average "
+             f"{m['load_before']} before, {m['load_after']} after)", ""]
+    if result["model"].startswith("tiny"):
+        lines += ["`--quick`: a tiny model on a few short videos. It checks that every setting runs end to end; "
+                  "its speeds say nothing about VideoMAE-B.", ""]
     ref = next((r for r in result["rows"] if r["name"] == 'transformers pipeline("video-classification")'
                 and "error" not in r), None)
-    print("| setting | views | videos/s | x transformers | load s | decode ms/video | preprocess ms/video "
-          "| model ms/video | other ms/video |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines.append("| setting | views | videos/s | x transformers | load s | decode ms/video | preprocess ms/video "
+                 "| model ms/video | other ms/video |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         if "error" in r:
-            print(f"| {r['name']} | {r['views']} | failed: {r['error'][-100:]!r} | | | | | | |")
+            lines.append(f"| {r['name']} | {r['views']} | failed: {r['error'][-100:]!r} | | | | | | |")
             continue
         n = r["videos"]
         other = r["wall_s"] - r["load_s"] - r["decode_s"] - r["preprocess_s"] - r["model_s"]
         ratio = f"{r['videos_per_s'] / ref['videos_per_s']:.2f}x" if ref else "-"
         views = f"{r['views']} ({r['num_views']})"
-        print(f"| {r['name']} | {views} | {r['videos_per_s']:.3f} | {ratio} | {r['load_s']:.1f} "
-              f"| {1000 * r['decode_s'] / n:.0f} | {1000 * r['preprocess_s'] / n:.0f} | {1000 * r['model_s'] / n:.0f} "
-              f"| {1000 * other / n:.0f} |")
+        lines.append(f"| {r['name']} | {views} | {r['videos_per_s']:.3f} | {ratio} | {r['load_s']:.1f} "
+                     f"| {1000 * r['decode_s'] / n:.0f} | {1000 * r['preprocess_s'] / n:.0f} "
+                     f"| {1000 * r['model_s'] / n:.0f} | {1000 * other / n:.0f} |")
+    lines.append("")
     for r in result["rows"]:
         if r.get("decoder"):
-            print(f"transformers decodes with {r['decoder']}; {r['framework']}")
+            lines.append(f"transformers decodes with {r['decoder']}; {r['framework']}")
     t = result["targets"]["single"]
     if t["met"] is None:
-        print("target (1 view, fastest keras-har >= 1.5x transformers): not measured")
+        lines.append(f"target (1 view, fastest keras-har >= {result['target']}x transformers): not measured")
     else:
-        print(f"target (1 view): fastest keras-har setting ({t['fastest']}) = {t['ratio']:.2f}x transformers' "
-              f"pipeline (target >= {result['target']}x): {'MET' if t['met'] else 'NOT MET'}")
+        lines.append(f"target (1 view): fastest keras-har setting ({t['fastest']}) = {t['ratio']:.2f}x "
+                     f"transformers' pipeline (target >= {result['target']}x): {'MET' if t['met'] else 'NOT MET'}")
+    return "\n".join(lines)
+
+
+def report(result):
+    print("\n" + markdown(result))
 
 
 if __name__ == "__main__":

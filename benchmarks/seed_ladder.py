@@ -1,11 +1,12 @@
-"""The seed's improvement ladder, measured on the hard synthetic profile, 3 seeds per step.
+"""The reference protocol's improvement path, one step at a time, on the hard synthetic profile, 3 random seeds per step.
 
-    KERAS_BACKEND=jax python benchmarks/seed_ladder.py            # < 60 min on 2 CPU cores
-    KERAS_BACKEND=jax python benchmarks/seed_ladder.py --quick    # < 10 min: fewer videos and epochs
+    KERAS_BACKEND=jax python benchmarks/seed_ladder.py
+    KERAS_BACKEND=jax python benchmarks/seed_ladder.py --quick    # fewer videos and epochs
+    KERAS_BACKEND=jax python benchmarks/seed_ladder.py --quick --docs docs/benchmarks   # also the page
 
-One change per step, each on top of the previous (shared/SEED.md's path):
+One change per step, each on top of the previous (the path of docs/recipe.md):
 
-  1. the seed's baseline: tiny mean-pooled ViT, crops and flips drawn per frame,
+  1. the reference baseline: tiny mean-pooled ViT, crops and flips drawn per frame,
      a few epochs, constant lr
   2. clip-consistent crops           (--consistent-crops)
   3. more epochs                     (--epochs)
@@ -20,7 +21,8 @@ One change per step, each on top of the previous (shared/SEED.md's path):
 Every run selects on its held-out validation set (the recipes' default) and
 is tested once on the test split. Runs go in `<output-dir>/<step>/seed_<k>`
 (finished runs are reused when the command is run again); the results in
-`<output-dir>/ladder.json`, `ladder.md` (the table) and `ladder.png`.
+`<output-dir>/ladder.json`, `ladder.md` (the table) and `ladder.png`; with
+`--docs DIR`, also the documentation page (docs_pages.py) and `DIR/ladder.png`.
 The recipes run in this process, one after another (no start-up per run).
 """
 
@@ -40,6 +42,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import docs_pages  # noqa: E402
+import machine_info  # noqa: E402
 
 # Dataset size and epochs: the full ladder and --quick.
 BUDGETS = {
@@ -60,7 +64,7 @@ def ladder_steps(quick, data_root, pretrained):
     b = BUDGETS[quick if isinstance(quick, str) else ("quick" if quick else "full")]
     data = ["--synthetic", "hard", "--data-root", str(data_root)]
     base = ["baseline_vit_small", data + ["--preset", "tiny", "--epochs", str(b["base_epochs"])]]
-    steps = [dict(name="per-frame crops (seed baseline)", recipe=base[0], flags=base[1])]
+    steps = [dict(name="per-frame crops (reference baseline)", recipe=base[0], flags=base[1])]
 
     def add(name, extra, recipe=None, flags=None):
         prev = steps[-1]
@@ -197,6 +201,21 @@ def table(rows):
     return "\n".join(lines)
 
 
+def markdown(result):
+    """The table of a run's ladder.json (its documentation page)."""
+    b = result["budget"]
+    rows = result["rows"]
+    head = (f"`{result['budget_name']}` budget: {b['train_per_class']} training and {b['test_per_class']} test videos "
+            f"per class of the hard synthetic profile (10 classes, five time-reversal pairs; chance 0.10), "
+            f"{rows[0]['num_val_videos']} of the training videos held out for selection, {rows[0]['num_videos']} "
+            f"test videos; random seeds {', '.join(map(str, result['seeds']))}; backend {result['backend']}; "
+            f"{result['minutes']:.1f} min in all. \"test top-1\" is the single view, the 6-view TTA for the last "
+            "step; \"right pair\" counts a prediction naming the class or its time-reversed partner.")
+    if result["budget_name"] != "full":
+        head += " At this budget the numbers check that every step runs end to end; they measure nothing about the steps."
+    return head + "\n\n" + table(rows) + "\n\n![the ladder](ladder.png)"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos and epochs (< 10 min).")
@@ -204,6 +223,7 @@ def main(argv=None):
     parser.add_argument("--output-dir", default=None, help="default runs/seed_ladder[_quick]")
     parser.add_argument("--workers", type=int, default=0, help="loader worker processes per run.")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    docs_pages.add_docs_args(parser)
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: the table and plot of the steps whose runs are done.")
     args = parser.parse_args(argv)
@@ -212,6 +232,7 @@ def main(argv=None):
     budget = BUDGETS[name]
     out = pathlib.Path(args.output_dir or f"runs/seed_ladder{'' if name == 'full' else '_' + name}")
     out.mkdir(parents=True, exist_ok=True)
+    machine = machine_info.describe()
     started = time.time()
 
     from keras_har.data.synthetic_videos import ensure_synthetic_dataset
@@ -266,13 +287,18 @@ def main(argv=None):
     total = (time.time() - started) / 60
     import keras
 
-    title = (f"seed ladder, hard synthetic ({rows[0]['num_videos']} test videos), seeds "
+    title = (f"improvement ladder, hard synthetic ({rows[0]['num_videos']} test videos), seeds "
              f"{', '.join(map(str, args.seeds))}{', --quick' if args.quick else ''}; {keras.backend.backend()}")
-    (out / "ladder.json").write_text(json.dumps(dict(rows=rows, seeds=args.seeds, budget_name=name,
-                                                     minutes=total, backend=keras.backend.backend(),
-                                                     budget=budget), indent=2))
+    result = dict(rows=rows, seeds=args.seeds, budget_name=name, minutes=total, backend=keras.backend.backend(),
+                  budget=budget)
+    (out / "ladder.json").write_text(json.dumps(result, indent=2))
     (out / "ladder.md").write_text(table(rows) + "\n")
     plot(rows, out / "ladder.png", title)
+    if args.docs:
+        pathlib.Path(args.docs).mkdir(parents=True, exist_ok=True)
+        plot(rows, pathlib.Path(args.docs) / "ladder.png", title)
+        docs_pages.write(args.docs, "seed_ladder", result, sys.argv[1:] if argv is None else argv,
+                         args.docs_note, machine)
     print(table(rows))
     print(f"\n{total:.1f} min; {out / 'ladder.json'}, {out / 'ladder.md'}, {out / 'ladder.png'}")
     return rows

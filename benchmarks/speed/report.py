@@ -1,5 +1,5 @@
 """The report of a run: ratios to the reference, one matmul peak per kernel
-family, the issue's targets, the markdown tables, the progress lines, the JSON."""
+family, the speed targets, the markdown tables, the progress lines, the JSON."""
 
 import json
 import os
@@ -31,8 +31,8 @@ def kernel_family(r):
 
 def pool_matmul_peaks(rows):
     """One matmul peak per kernel family and dtype: the best of the run's
-    measurements. A single 2048^2 matmul timed in each worker varies by up to
-    2x on a busy 2-core machine, which made fractions above 100%; each
+    measurements: a single 2048^2 matmul timed in one worker varies with the
+    machine's load, and a low reading would give fractions above 100%. Each
     worker's own reading stays in `matmul_peak_worker_gflops`."""
     best = {}
     for r in rows:
@@ -85,7 +85,7 @@ def pretrain_speedups_markdown(speedups):
 
 
 def check_targets(rows, model="videomae"):
-    """The issue's targets, from the rows of this run (a target whose rows are
+    """The speed targets, from the rows of this run (a target whose rows are
     missing is reported as not measured; the targets of a mode with no row in
     the run at all are left out, e.g. the pre-training ones of a default run)."""
     ok = [r for r in rows if r["model"] == model and "clips_per_s" in r]
@@ -127,7 +127,7 @@ def check_targets(rows, model="videomae"):
             best(pick(impl=ref_impl, mode="inference", batch_size=b, dtype="float32")))
         add(f"inference b{b}: fastest keras_har >= 1.0x the best {ref_impl} setting", 1.0, ours,
             best(pick(impl=ref_impl, mode="inference", batch_size=b)))
-    for b in INFER_BATCHES if "inference" in modes else ():  # issue 19: any backend or exported runtime, against the cast-to-bf16 reference
+    for b in INFER_BATCHES if "inference" in modes else ():  # any backend or exported runtime, against the cast-to-bf16 reference
         add(f"inference b{b}: fastest keras-har path (any backend or exported runtime) >= 1.3x "
             f"{ref_impl} bfloat16 (model cast)", 1.3,
             best([r for r in pick(mode="inference", batch_size=b) if r["impl"] in ("keras_har", "exported")]),
@@ -203,23 +203,37 @@ def progress_line(row, done, total, start):
                    f"load {os.getloadavg()[0]:.1f}{accuracy}")
 
 
+def report_markdown(machine, rows, targets, speedups):
+    """The run's summary line, table, targets and pre-training speed-ups, as markdown."""
+    parts = [f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
+             f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
+             f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s",
+             markdown_table(rows)]
+    if machine.get("quick"):
+        parts.insert(1, "`--quick`: tiny models. It checks that every row runs; its speeds say nothing about "
+                        "VideoMAE-B or ViT-S.")
+    if targets:
+        parts += ["Targets (VideoMAE-B, this run):", targets_markdown(targets)]
+    if speedups:
+        parts += [f"Pre-training step vs fine-tuning step (VideoMAE, batch {PRETRAIN_BATCH}, same setting, this run):",
+                  pretrain_speedups_markdown(speedups)]
+    return "\n\n".join(parts)
+
+
+def markdown(result):
+    """The tables of a saved `--json` (its documentation page)."""
+    return report_markdown(result["machine"], result["results"], result["targets"], result["pretrain_speedups"])
+
+
 def print_report(machine, rows, json_path=None, targets=None):
     """The table and the targets (computed from the rows unless given); with
-    json_path, also the JSON."""
+    json_path, also the JSON. Returns the JSON's content."""
     rows = pool_matmul_peaks(add_ratios(rows))
     if targets is None:
         targets = check_targets(rows)
     speedups = pretrain_speedups(rows)
-    print(f"CPU: {machine['cpu']} ({machine['cpu_count']} cores, {machine['memory_gb']} GB); "
-          f"allocator {machine['allocator']}; load average before {machine['load_average_before']}, "
-          f"after {machine['load_average_after']}; wall {machine['wall_time_s']:.0f} s")
-    print(markdown_table(rows))
-    if targets:
-        print("\nTargets (VideoMAE-B, this run):\n")
-        print(targets_markdown(targets))
-    if speedups:
-        print(f"\nPre-training step vs fine-tuning step (VideoMAE, batch {PRETRAIN_BATCH}, same setting, this run):\n")
-        print(pretrain_speedups_markdown(speedups))
+    print(report_markdown(machine, rows, targets, speedups))
+    result = {"machine": machine, "results": rows, "targets": targets, "pretrain_speedups": speedups}
     if json_path:
-        pathlib.Path(json_path).write_text(json.dumps(
-            {"machine": machine, "results": rows, "targets": targets, "pretrain_speedups": speedups}, indent=1))
+        pathlib.Path(json_path).write_text(json.dumps(result, indent=1))
+    return result
