@@ -27,7 +27,6 @@ The recipes run in this process, one after another (no start-up per run).
 """
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -40,7 +39,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import docs_pages  # noqa: E402
 import machine_info  # noqa: E402
@@ -115,10 +113,10 @@ def slug(name):
 
 
 def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The packaged recipe behind `recipes/<name>.py`."""
+    from keras_har.recipes import get_recipe
+
+    return get_recipe(name.replace("_", "-"))
 
 
 def run_recipe(name, argv, run_dir):
