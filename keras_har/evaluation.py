@@ -1,4 +1,4 @@
-"""Evaluation: single view, the seed's 6-view TTA, the official multi-clip protocol.
+"""Evaluation: single view, the reference protocol's 6-view TTA, the official multi-clip protocol.
 
 `evaluate(model, data, ...)` takes either
 
@@ -11,11 +11,11 @@
   video, e.g. from `keras_har.data.make_loader(..., views="tta6")`).
 
 All views of a batch go through the model in one call; their logits are
-averaged per video (the seed's TTA), except for "official", whose softmax
+averaged per video (the reference protocol's TTA), except for "official", whose softmax
 probabilities are averaged (VideoMAE's protocol). Every result carries
 `top1_ci95`, a 95% bootstrap interval of top-1 over the videos.
 
-`evaluate_protocols` reports single view, the seed's TTA and the official
+`evaluate_protocols` reports single view, the reference protocol's TTA and the official
 protocol from one decode of each video (`views="all"` batches).
 """
 
@@ -65,7 +65,7 @@ def check_clip_settings(model, num_frames, image_size):
 
 def average_views(logits, average="logits"):
     """`(B, V, C)` per-view logits -> `(B, C)`: the mean of the logits
-    ("logits", the seed's TTA) or the log of the mean softmax ("softmax",
+    ("logits", the reference protocol's TTA) or the log of the mean softmax ("softmax",
     VideoMAE's official protocol; its softmax is the mean probability)."""
     logits = np.asarray(logits)
     if average == "logits":
@@ -305,14 +305,14 @@ def report(logits, labels, index, class_names, paths):
 
 def protocol_views(num_clips=OFFICIAL_CLIPS):
     """Where each protocol's views sit in a `views="all"` sample: single view,
-    the seed's 6 TTA views (3 crops, then flipped), the official clips x 3 crops."""
+    the reference protocol's 6 TTA views (3 crops, then flipped), the official clips x 3 crops."""
     return {"single": slice(0, 1), "tta6": slice(1, 7), "tta3": slice(1, 4),
             "official": slice(7, 7 + 3 * num_clips)}
 
 
 def evaluate_protocols(model, batches, paths=None, class_names=None, tta_views=6,
                        num_clips=OFFICIAL_CLIPS, progress=False):
-    """Single view, the seed's TTA (`tta_views` 1, 3 or 6; logits averaged)
+    """Single view, the reference protocol's TTA (`tta_views` 1, 3 or 6; logits averaged)
     and the official protocol (`num_clips` clips x 3 crops, softmax averaged)
     from batches of `views="all"` samples, `(x, y, item_index)`: each video is
     decoded once and every view goes through the model once.

@@ -126,7 +126,7 @@ def test_predict_multi_view_averages_per_view_logits_or_probabilities(run, clips
     per_view = oracle_logits(model, video, pipeline_views, num_clips=2)
     assert per_view.shape[0] == count == result["num_views"]
     assert np.ptp(per_view, axis=0).max() > 1e-3  # the views do differ
-    # tta: the seed's mean of logits; official: VideoMAE's mean of probabilities
+    # tta: the reference protocol's mean of logits; official: VideoMAE's mean of probabilities
     if views == "tta":
         probs = np_softmax(per_view.mean(axis=0))
     else:

@@ -159,7 +159,7 @@ def test_evaluate_a_dataset_index(tiny_synthetic, views, pipeline_views, count):
         if views == "official":  # VideoMAE's protocol: probabilities averaged
             logits = np.exp(logits - logits.max(axis=1, keepdims=True))
             logits = (logits / logits.sum(axis=1, keepdims=True)).mean(axis=0)
-        else:  # the seed's: logits averaged
+        else:  # the reference protocol's: logits averaged
             logits = logits.mean(axis=0)
         predicted.append(int(np.argmax(logits)))
         labels.append(label)

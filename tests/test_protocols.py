@@ -46,7 +46,7 @@ def test_protocols_from_one_decode_match_each_protocol_alone(tiny_synthetic, mon
             x = x[None] if x.ndim == 4 else x
             return keras.ops.convert_to_numpy(model(x)).astype("float64")
         expected["single_view"].append(logits("single")[0])
-        expected["tta"].append(logits("tta6").mean(axis=0))  # the seed's: logits averaged
+        expected["tta"].append(logits("tta6").mean(axis=0))  # the reference protocol's: logits averaged
         expected["official"].append(np_softmax(logits("official")).mean(axis=0))  # probabilities
     labels = np.array(dataset.labels)
     for name, rows in expected.items():

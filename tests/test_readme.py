@@ -63,8 +63,8 @@ def tiny_preset(tmp_path_factory):
     """A VideoMAE classifier of 4 frames of 32 px and one tiny block."""
     from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 
-    backbone = VideoMAEBackbone(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=16,
-                                num_layers=1, num_heads=2, intermediate_size=32)
+    backbone = VideoMAEBackbone(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_dim=16,
+                                num_layers=1, num_heads=2, mlp_dim=32)
     path = tmp_path_factory.mktemp("preset") / "tiny_videomae"
     VideoMAEClassifier(backbone, labels=LABELS).save_to_preset(str(path))
     return path

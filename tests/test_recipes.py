@@ -56,7 +56,7 @@ def reference_run(tiny_synthetic, tmp_path_factory):
 def test_videomae_two_phase_end_to_end(tiny_synthetic, reference_run):
     out, metrics = reference_run
     config = json.loads((out / "config.json").read_text())
-    assert config["mixup_alpha"] == 0.8 and config["label_smoothing"] == 0.1  # the seed's
+    assert config["mixup_alpha"] == 0.8 and config["label_smoothing"] == 0.1  # the reference protocol's
     assert config["clip_norm"] == 1.0 and config["weight_decay"] == 0.05
     assert config["backend"] == keras.backend.backend()
     test_set = data.HMDB51(*tiny_synthetic, split=1, subset="test")
@@ -104,7 +104,7 @@ def test_baseline_end_to_end(tiny_synthetic, tmp_path):
     recipe.main(dataset_flags(tiny_synthetic) + ["--preset", "tiny", "--epochs", "1",
                                                  "--output-dir", str(out)])
     config = json.loads((out / "config.json").read_text())
-    # The seed's baseline: per-frame crops, constant lr, backbone 1e-4 / head 5e-4.
+    # The reference protocol's baseline: per-frame crops, constant lr, backbone 1e-4 / head 5e-4.
     assert config["consistent_crops"] is False and config["lr_schedule"] == "constant"
     assert (config["lr_backbone"], config["lr_head"]) == (1e-4, 5e-4)
     assert len(history(out / "history_phase1.csv")) == 1
@@ -114,7 +114,7 @@ def test_baseline_end_to_end(tiny_synthetic, tmp_path):
 
 
 def test_selection_test_keeps_the_seeds_protocol(tiny_synthetic, tmp_path):
-    """--selection test: validation on the test split itself (the seed's
+    """--selection test: validation on the test split itself (the reference protocol's
     protocol), said in metrics.json and split.json."""
     out = tmp_path / "run"
     load_recipe("baseline_vit_small").main(dataset_flags(tiny_synthetic) + [

@@ -8,9 +8,9 @@ from the crop straight to the output size.
 
 Evaluation: short edge to `short_side(image_size)`, centre crop. Multi-view
 test: short edge to `image_size` and 3 crops along the long side (left/top,
-centre, right/bottom), each with and without a flip -- the seed's 6 views.
+centre, right/bottom), each with and without a flip -- the reference protocol's 6 views.
 
-`per_frame_random_crops` is the seed baseline's transform (each frame its own
+`per_frame_random_crops` is the reference baseline's transform (each frame its own
 crop and flip), kept for the ablation.
 """
 
@@ -78,7 +78,7 @@ def train_clip(frames, image_size, rng, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), 
 
 
 def per_frame_random_crops(frames, image_size, rng, scale=(0.8, 1.0), flip_prob=0.5):
-    """The seed baseline's per-frame augmentation: every frame draws its own
+    """The reference baseline's per-frame augmentation: every frame draws its own
     square crop of scale 0.8-1.0 of the short edge and its own flip."""
     height, width = frames.shape[1:3]
     out = np.empty((len(frames), image_size, image_size, 3), dtype=np.uint8)

@@ -86,7 +86,7 @@ def train_val_test(settings):
     validation set of `settings.val_fraction` (default 0.1) of the training
     split, stratified by class and grouped by source video, deterministic from
     `settings.seed` (`keras_har.data.validation_split`); the model is trained on
-    the rest. "test" is the seed's protocol: the validation set is the test
+    the rest. "test" is the reference protocol: the validation set is the test
     split itself (selection on the reported split, optimistic).
     """
     from keras_har.data.validation_split import carve_validation

@@ -31,7 +31,7 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
     Args:
         dataset: an index such as `HMDB51`, `UCF101`, `VideoFolder`, `VideoCSV`.
         training: random clip start, clip-consistent random resized crop and
-            flip (per frame with `consistent=False`, the seed's ablation), a new
+            flip (per frame with `consistent=False`, the reference baseline's), a new
             order every epoch, Mixup/CutMix when their alphas are > 0, the last
             partial batch dropped. Otherwise: centred clip(s), `views`, no
             Mixup, `dataset.items` order, the last partial batch kept.

@@ -45,7 +45,7 @@ def mix_batch(x, y, rng, mixup_alpha=0.8, cutmix_alpha=0.0, prob=1.0, switch_pro
     else:
         lam = float(rng.beta(mixup_alpha, mixup_alpha))
         mixed = np.empty(x.shape, np.float32)
-        for i in range(len(x)):  # per sample: small temporaries, 4x faster on video batches
+        for i in range(len(x)):  # per sample: temporaries of one clip, not of the batch
             np.multiply(x[i], np.float32(lam), out=mixed[i])
             mixed[i] += flipped_x[i] * np.float32(1.0 - lam)
         x = mixed

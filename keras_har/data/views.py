@@ -1,7 +1,7 @@
 """The test-view protocols, named once for the CLI, evaluation and the loaders.
 
 User-facing names (`keras-har --views`, `keras_har.evaluate(views=...)`):
-"single", "tta" (the seed's 6 views) and "official" (VideoMAE's `num_clips`
+"single", "tta" (the reference protocol's 6 views) and "official" (VideoMAE's `num_clips`
 temporal clips x 3 crops). The loaders also take "tta3", "tta6" and "all"
 (every protocol's views of a video from one decode: the single view, the 6
 TTA views of the centred clip, then the official clips x 3 crops; see
@@ -16,7 +16,7 @@ CROPS = {"single": 1, "tta3": 3, "tta6": 6, "official": 3, "all": 3}
 ALIASES = {"single": "single", "tta": "tta6", "tta6": "tta6", "tta3": "tta3", "official": "official",
            "all": "all"}
 COMMAND_LINE_VIEWS = ("single", "tta", "official")
-HELP = ("single = one centred clip, centre crop; tta = the seed's 6 views (left/top, centre, "
+HELP = ("single = one centred clip, centre crop; tta = the reference protocol's 6 views (left/top, centre, "
         "right/bottom crops of the short-edge-resized frames, each also flipped); official = "
         "VideoMAE's protocol, --num-clips evenly spaced clips x those 3 crops. The logits of "
         "the views of a video are averaged for tta, their softmax probabilities for official.")

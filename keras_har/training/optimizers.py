@@ -20,7 +20,7 @@ timm and the official VideoMAE recipe do.
 
 Helpers build the multipliers: `layer_decay_multipliers` (VideoMAE / BEiT
 layer-wise decay, with the depth of each variable from the model's
-`layer_id(path)`) and `head_multipliers` (the seed baseline's backbone 1e-4 /
+`layer_id(path)`) and `head_multipliers` (the reference baseline's backbone 1e-4 /
 head 5e-4, the head from the model's `head_prefixes()`). The model knows its
 own variable names; this module knows none.
 """

@@ -39,7 +39,7 @@ S, B, L, H = 22_000_000, 86_000_000, 304_000_000, 632_000_000
 VIDEOMAE_PRESETS = {
     # Fine-tuned classifiers (a head is included).
     "videomae_small_kinetics": _entry("videomae-small-finetuned-kinetics", S, "ViT-S, fine-tuned on Kinetics-400 (400 classes)"),
-    "videomae_base_kinetics": _entry("videomae-base-finetuned-kinetics", B, "ViT-B, fine-tuned on Kinetics-400 (400 classes); the seed's phase-3 start"),
+    "videomae_base_kinetics": _entry("videomae-base-finetuned-kinetics", B, "ViT-B, fine-tuned on Kinetics-400 (400 classes); the reference protocol's starting point"),
     "videomae_base_short_kinetics": _entry("videomae-base-short-finetuned-kinetics", B, "ViT-B, shorter pre-training, fine-tuned on Kinetics-400"),
     "videomae_large_kinetics": _entry("videomae-large-finetuned-kinetics", L, "ViT-L, fine-tuned on Kinetics-400"),
     "videomae_huge_kinetics": _entry("videomae-huge-finetuned-kinetics", H, "ViT-H, fine-tuned on Kinetics-400"),
