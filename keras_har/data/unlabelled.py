@@ -25,7 +25,7 @@ import pathlib
 import numpy as np
 
 from keras_har.data import clip_transforms, decoding
-from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize
+from keras_har.data.normalization import normalize
 from keras_har.data.pipeline import BadVideoLog, BatchFinisher, ClipSampler, VideoLoader, eval_views
 from keras_har.data.splits import VIDEO_EXTENSIONS, DatasetIndexError, VideoDataset, check_files_exist
 
