@@ -465,8 +465,10 @@ def cmd_export(args):
                                                 sampling_rate=sampling_rate, image_size=image_size)
     except export.ExportError as e:
         raise CLIError(_one_line(e)) from None
+    writer = export.exporting_backend(args.format, keras.backend.backend())
+    under = "" if writer == keras.backend.backend() else f" (written under KERAS_BACKEND={writer})"
     print(f"wrote {args.format} {type(model).__name__} ({model.num_classes} classes, input "
-          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}")
+          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}{under}")
     return 0
 
 
@@ -632,8 +634,9 @@ def build_parser():
             "normalisation and label names in a JSON beside it (PATH.json; keras_har.json inside "
             "a SavedModel), so that `keras-har predict --exported PATH` -- or any program -- can "
             "run it without Keras. The batch size stays dynamic.",
-            "Backends: onnx, openvino, saved_model and litert export from KERAS_BACKEND="
-            "tensorflow; openvino also from torch, saved_model also from jax."),
+            "Every format exports under every KERAS_BACKEND: tensorflow writes all four, torch "
+            "openvino, jax saved_model; the others are written by a subprocess under "
+            "KERAS_BACKEND=tensorflow (the same file, a few seconds more)."),
         epilog="examples:\n  keras-har export --run-dir runs/videomae_two_phase-20250101-120000 "
                "--format onnx --output deploy/model.onnx\n"
                "  keras-har export --preset ./videomae_k400_keras --format saved_model --output deploy/sm",
