@@ -25,6 +25,7 @@ import textwrap
 
 from keras_har.data import views as view_protocols
 from keras_har.data.dataset_flags import DATASET_KEYS, DATASETS
+from keras_har.utils.terminal import quiet_native_stderr
 
 EXIT_USAGE = 2
 
@@ -68,52 +69,14 @@ class _StderrProxy:
         sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence what C++ libraries print straight to file descriptor 2 while they
-    load (TensorFlow 2.21, pulled in by keras-hub, logs several lines there on
-    import whatever TF_CPP_MIN_LOG_LEVEL says). Python's `sys.stderr` keeps
-    writing to the real stderr meanwhile."""
-    if _debug():
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, AttributeError, ValueError):
-        yield
-        return
-    try:
-        on_fd2 = sys.stderr.fileno() == 2
-    except (OSError, AttributeError, ValueError):
-        on_fd2 = False  # e.g. captured by a test harness: leave it alone
-    real = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace") if on_fd2 else None
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    old_stderr = sys.stderr
-    os.dup2(devnull, 2)
-    if real is not None:
-        sys.stderr = real
-    try:
-        yield
-    finally:
-        sys.stderr = old_stderr
-        if real is not None:
-            real.flush()
-            real.close()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+_quiet_native_stderr = quiet_native_stderr
 
 
 def _load_backend():
     """Keras, its backend and keras-hub, quietly."""
-    with _quiet_native_stderr():
-        if os.environ.get("KERAS_BACKEND") == "torch":
-            from keras_har.utils.import_order import load_torch_before_tensorflow
+    from keras_har.utils.import_order import load_backend
 
-            load_torch_before_tensorflow()
-        import keras  # noqa: F401
-        import keras_hub  # noqa: F401
+    load_backend()
 
 
 def _check_model_args(args):

@@ -25,6 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 if __name__ != "__mp_main__":  # loader workers import this script again under that name and need none of
     # the following: without them a worker starts in ~1 s with ~210 MB instead of 3 s with 700-900 MB (torch, TF)
+    from keras_har.utils.import_order import load_backend
+
+    load_backend()  # Keras and keras-hub (which imports TensorFlow) without TensorFlow's start-up lines
     import keras
     from keras_har.training import checkpoints, experiment
     from keras_har.training.optimizers import build_adamw

@@ -23,7 +23,7 @@ from keras_har.utils import preset_utils
 logger = logging.getLogger("keras_har")
 
 
-class VideoClassifier(Task):
+class VideoClassifier(preset_utils.InferenceTaskWeights, Task):
     """Base class: label names, the preprocessor, parameter groups, preset loading.
 
     Subclasses set `backbone_cls`, `preprocessor_cls`, `default_mean` /

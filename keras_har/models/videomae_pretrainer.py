@@ -87,7 +87,7 @@ class _GraphsByCount:
 
 
 @keras.saving.register_keras_serializable(package="keras_har")
-class VideoMAEPretrainer(Task):
+class VideoMAEPretrainer(preset_utils.InferenceTaskWeights, Task):
     """VideoMAE masked-autoencoder pre-training on a `VideoMAEBackbone`.
 
     Args:

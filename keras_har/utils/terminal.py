@@ -1,6 +1,7 @@
-"""Printing file names that are not valid UTF-8."""
+"""The terminal: file names that are not valid UTF-8, native libraries' start-up lines."""
 
 import contextlib
+import os
 import sys
 
 
@@ -11,3 +12,40 @@ def allow_any_file_name_on_output():
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="surrogateescape")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what C++ libraries print straight to file descriptor 2 while they
+    load (TensorFlow 2.21, pulled in by keras-hub, logs several lines there on
+    import whatever TF_CPP_MIN_LOG_LEVEL says). Python's `sys.stderr` keeps
+    writing to the real stderr meanwhile. KERAS_HAR_DEBUG=1 leaves fd 2 alone."""
+    if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, AttributeError, ValueError):
+        on_fd2 = False  # e.g. captured by a test harness: leave it alone
+    real = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace") if on_fd2 else None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old_stderr = sys.stderr
+    os.dup2(devnull, 2)
+    if real is not None:
+        sys.stderr = real
+    try:
+        yield
+    finally:
+        sys.stderr = old_stderr
+        if real is not None:
+            real.flush()
+            real.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
