@@ -31,56 +31,19 @@ from keras_har.data.dataset_flags import DATASET_KEYS
 from keras_har.errors import EXIT_USAGE, CLIError
 from keras_har.errors import debug as _debug
 from keras_har.errors import one_line as _one_line
+from keras_har.utils.terminal import quiet_native_stderr
 
 _count = flags.count
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence what C++ libraries print straight to file descriptor 2 while they
-    load (TensorFlow 2.21, pulled in by keras-hub, logs several lines there on
-    import whatever TF_CPP_MIN_LOG_LEVEL says). Python's `sys.stderr` keeps
-    writing to the real stderr meanwhile."""
-    if _debug():
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, AttributeError, ValueError):
-        yield
-        return
-    try:
-        on_fd2 = sys.stderr.fileno() == 2
-    except (OSError, AttributeError, ValueError):
-        on_fd2 = False  # e.g. captured by a test harness: leave it alone
-    real = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace") if on_fd2 else None
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    old_stderr = sys.stderr
-    os.dup2(devnull, 2)
-    if real is not None:
-        sys.stderr = real
-    try:
-        yield
-    finally:
-        sys.stderr = old_stderr
-        if real is not None:
-            real.flush()
-            real.close()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+_quiet_native_stderr = quiet_native_stderr
 
 
 def _load_backend():
     """Keras, its backend and keras-hub, quietly."""
-    with _quiet_native_stderr():
-        if os.environ.get("KERAS_BACKEND") == "torch":
-            from keras_har.utils.import_order import load_torch_before_tensorflow
+    from keras_har.utils.import_order import load_backend
 
-            load_torch_before_tensorflow()
-        import keras  # noqa: F401
-        import keras_hub  # noqa: F401
+    load_backend()
 
 
 def _check_model_args(args):
@@ -427,8 +390,10 @@ def cmd_export(args):
                                                 sampling_rate=sampling_rate, image_size=image_size)
     except export.ExportError as e:
         raise CLIError(_one_line(e)) from None
+    writer = export.exporting_backend(args.format, keras.backend.backend())
+    under = "" if writer == keras.backend.backend() else f" (written under KERAS_BACKEND={writer})"
     print(f"wrote {args.format} {type(model).__name__} ({model.num_classes} classes, input "
-          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}")
+          f"(batch, {num_frames}, {image_size}, {image_size}, 3)) to {output}, and {settings}{under}")
     return 0
 
 
@@ -493,6 +458,7 @@ def cmd_train(args):
     from keras_har.recipes import get_recipe
     from keras_har.training import experiment
 
+    _load_backend()  # Keras and keras-hub (which imports TensorFlow) without TensorFlow's start-up lines
     recipe = get_recipe(args.recipe)
     prog = f"keras-har {args.command}" + (f" {args.recipe}" if args.command == "train" else "")
     try:
@@ -617,8 +583,9 @@ def build_parser():
             "normalisation and label names in a JSON beside it (PATH.json; keras_har.json inside "
             "a SavedModel), so that `keras-har predict --exported PATH` -- or any program -- can "
             "run it without Keras. The batch size stays dynamic.",
-            "Backends: onnx, openvino, saved_model and litert export from KERAS_BACKEND="
-            "tensorflow; openvino also from torch, saved_model also from jax."),
+            "Every format exports under every KERAS_BACKEND: tensorflow writes all four, torch "
+            "openvino, jax saved_model; the others are written by a subprocess under "
+            "KERAS_BACKEND=tensorflow (the same file, a few seconds more)."),
         epilog="examples:\n  keras-har export --run-dir runs/videomae_two_phase-20250101-120000 "
                "--format onnx --output deploy/model.onnx\n"
                "  keras-har export --preset ./videomae_k400_keras --format saved_model --output deploy/sm",

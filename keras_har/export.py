@@ -13,8 +13,12 @@ without Keras or a training backend.
 | `saved_model` | a directory          | TensorFlow / TF Serving    | tensorflow, jax (jax2tf)      |
 | `litert`      | `model.tflite`       | LiteRT (ai-edge-litert)    | tensorflow                    |
 
-`NOT_EXPORTING` says why the other pairs fail; `check_export` turns that into
-an error naming the backend to use.
+`NOT_EXPORTING` says why the other pairs fail. Under such a backend
+`export_classifier` saves the model as a preset in a temporary directory and
+runs the export in a subprocess under one that writes the format
+(`exporting_backend`: TensorFlow), on its own: the same weights and graph, so
+the same file, only slower to write (the deployment config's `exported_by`
+names the backend that wrote it).
 
 The input is `videos`: float32 `(batch, frames, size, size, 3)`, channels
 last, already normalised (`(pixel / 255 - mean) / std`); the batch size is
@@ -54,33 +58,37 @@ INPUT_LAYOUT = "NTHWC"
 
 
 class ExportError(ValueError):
-    """A format this backend cannot export, a bad output path, a missing package."""
+    """An unknown format, a bad output path, a missing package, a failed export."""
+
+
+def exporting_backend(format, backend):
+    """The backend that writes `format` for a model on `backend`: `backend`
+    itself when it can, else TensorFlow (or the first that can)."""
+    exporters = EXPORTING_BACKENDS[format]
+    if backend in exporters:
+        return backend
+    return "tensorflow" if "tensorflow" in exporters else sorted(exporters)[0]
 
 
 def check_export(format, path, backend):
-    """Raise ExportError when `backend` cannot export `format` or `path` does
-    not fit it (the name says which backend can and what suffix is needed)."""
+    """Raise ExportError when `path` does not fit `format` (the message says
+    what suffix is needed) or a package the export needs under `backend`
+    (directly, or through `exporting_backend`) is missing."""
     if format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    exporters = EXPORTING_BACKENDS[format]
-    if backend not in exporters:
-        why = NOT_EXPORTING.get((format, backend), "Keras' Model.export does not support it")
-        raise ExportError(
-            f"the {backend} backend cannot export {format} ({why}); "
-            f"run with KERAS_BACKEND={' or '.join(sorted(exporters))}"
-        )
+    writer = exporting_backend(format, backend)
     suffix = pathlib.Path(path).suffix
     if format == "saved_model":
         if suffix in (".onnx", ".xml", ".tflite"):
             raise ExportError(f"{path}: a SavedModel is a directory; give a path without the {suffix}")
     elif suffix != SUFFIX[format]:
         raise ExportError(f"{path}: a {format} file must end in {SUFFIX[format]}")
-    package = exporters[backend]
     import importlib.util
 
-    if importlib.util.find_spec(package) is None:
-        raise ExportError(f"exporting {format} from {backend} needs the {package} package "
-                          f"(pip install 'keras-har[export]')")
+    for package in dict.fromkeys([writer, EXPORTING_BACKENDS[format][writer]]):
+        if importlib.util.find_spec(package) is None:
+            raise ExportError(f"exporting {format} (under the {writer} backend) needs the {package} "
+                              f"package (pip install 'keras-har[export]')")
 
 
 def preprocessing_constants(model, num_frames, sampling_rate, image_size):
@@ -129,13 +137,20 @@ def export_classifier(model, path, format, *, num_frames, sampling_rate, image_s
     deployment config beside it; returns the config's path.
 
     The input signature fixes frames and image size and leaves the batch
-    dynamic. Raises ExportError when the backend cannot export the format.
+    dynamic. Under a backend that cannot write `format` the export runs in a
+    subprocess under one that can (see the module docstring). Raises
+    ExportError for a bad path or format, a missing package, a failed export.
     """
     import keras
 
-    check_export(format, path, keras.backend.backend())
+    backend = keras.backend.backend()
+    check_export(format, path, backend)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    writer = exporting_backend(format, backend)
+    if writer != backend:
+        return _export_in_subprocess(model, path, format, writer, num_frames=num_frames,
+                                     sampling_rate=sampling_rate, image_size=image_size)
     preprocessing = preprocessing_constants(model, num_frames, sampling_rate, image_size)
     spec = keras.InputSpec(shape=(None, num_frames, image_size, image_size, 3), dtype="float32",
                            name=INPUT_NAME)
@@ -163,6 +178,47 @@ def export_classifier(model, path, format, *, num_frames, sampling_rate, image_s
     where = settings_path(path)
     where.write_text(json.dumps(config, indent=2) + "\n")
     return where
+
+
+def _export_in_subprocess(model, path, format, backend, **clip):
+    """`export_classifier` of `model`'s preset in a Python process under
+    KERAS_BACKEND=`backend`; nothing is left at `path` when it fails."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
+        preset = pathlib.Path(tmp) / "preset"
+        model.save_to_preset(str(preset))
+        settings = {"preset": str(preset), "path": str(path), "format": format, **clip}
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        done = subprocess.run([sys.executable, "-m", "keras_har.export", json.dumps(settings)],
+                              env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        _remove_export(path)
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        why = lines[-1] if lines else f"exit status {done.returncode}"
+        raise ExportError(f"{path}: exporting {format} under KERAS_BACKEND={backend} failed: {why}")
+    return settings_path(path)
+
+
+def _remove_export(path):
+    import shutil
+
+    for p in (path, path.with_suffix(".bin") if path.suffix == ".xml" else None, settings_path(path)):
+        if p is None or not p.exists():
+            continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _export_preset(settings):
+    """The subprocess's side of `_export_in_subprocess`."""
+    from keras_har.models.auto import load_classifier
+
+    model = load_classifier(settings.pop("preset"))
+    export_classifier(model, settings.pop("path"), settings.pop("format"), **settings)
 
 
 def _onnx_through_saved_model(model, path, spec, verbose):
@@ -203,3 +259,14 @@ def _teach_tf2onnx_erfc():
             node.type = "Erf"
             one = ctx.make_const(utils.make_name("one"), np.array(1, dtype=dtype))
             ctx.insert_new_node_on_output("Add", node.output[0], inputs=[node.output[0], one.output[0]])
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    if os.environ.get("KERAS_BACKEND") == "torch":
+        from keras_har.utils.import_order import load_torch_before_tensorflow
+
+        load_torch_before_tensorflow()
+    _export_preset(json.loads(sys.argv[1]))

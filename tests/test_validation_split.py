@@ -196,3 +196,44 @@ def test_recipe_selects_on_validation_and_reads_test_videos_once_at_the_end(
     for name in ("single_view", "tta", "official"):
         low, high = saved[name]["top1_ci95"]
         assert 0.0 <= low <= saved[name]["top1"] <= high <= 1.0
+
+
+def small_hmdb_tree(tmp_path, movies_per_class, clips=3):
+    """An HMDB51 layout whose training split has `movies_per_class` source movies
+    of `clips` clips for every class (and one test movie per class)."""
+    root, splits = tmp_path / "hmdb51", tmp_path / "splits"
+    splits.mkdir(parents=True)
+    for cls in ("brush_hair", "wave", "kiss"):
+        lines = []
+        for m in range(movies_per_class + 1):
+            for n in range(clips):
+                name = f"{cls.replace('_', '')}Movie{m}_{cls}_u_nm_np1_fr_goo_{n}.avi"
+                touch(root / cls / name)
+                lines.append(f"{name} {2 if m == movies_per_class else 1}")
+        (splits / f"{cls}_test_split1.txt").write_text("\n".join(lines) + "\n")
+    return dict(dataset="hmdb51", data_root=str(root), split_dir=str(splits), seed=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_small_grouped_dataset_gets_one_whole_source_per_class(tmp_path, caplog, seed):
+    """4 training movies of 3 clips per class, the default --val-fraction 0.1
+    (less than one movie): one whole movie of every class goes to validation,
+    and the fraction realised is logged."""
+    settings = small_hmdb_tree(tmp_path, movies_per_class=4)
+    with caplog.at_level("INFO", logger="keras_har"):
+        train, val, _ = train_val_test({**settings, "seed": seed})
+    movie = {p: pathlib.Path(p).name.split("_")[0]
+             for p in train.paths + val.paths}
+    assert {movie[p] for p in train.paths}.isdisjoint({movie[p] for p in val.paths})
+    assert len({movie[p] for p in val.paths}) == 3
+    assert sorted(val.labels) == [0] * 3 + [1] * 3 + [2] * 3  # one movie (3 clips) of each class
+    assert len(train) == 27
+    assert "validation set: 9 of 36 training videos (25.0%, --val-fraction 0.1), 3 whole source groups" \
+        in caplog.text
+
+
+def test_one_source_per_class_is_refused_with_the_reason(tmp_path):
+    settings = small_hmdb_tree(tmp_path, movies_per_class=1)
+    with pytest.raises(ValueError, match=r"no validation video can be set aside: each of the 3 source "
+                                         r"groups holds a class's only training source"):
+        train_val_test(settings)

@@ -173,14 +173,43 @@ def test_masks():
         num_masked_tokens((2, 4), 0.1)
 
 
-def test_wrong_mask_count_is_a_clear_error(tmp_path):
+def test_any_mask_count_matches_transformers(tmp_path):
+    """A model built for 0.9 takes transformers' masks of another ratio (0.75,
+    the official UCF101 setting) and goes back to its own: each count's loss and
+    logits are transformers' on the same weights."""
+    hf = make_checkpoint(tmp_path, kind="pretraining", image_size=[32, 48])
+    pt_x, x = videos_for(hf.config)
+    model = VideoMAEPretrainer.from_preset(tmp_path)
+    assert model.mask_ratio == 0.9
+    b = model.backbone
+    masks = {ratio: np.stack([MaskGenerator(b.num_frames, b.image_size, b.patch_size, b.tubelet_size, ratio)(
+        np.random.default_rng([ratio == 0.9, i])) for i in range(2)]) for ratio in (0.75, 0.9, 0.5)}
+    assert masks[0.75].sum(1).tolist() != [model.num_masked] * 2
+    for ratio in (0.9, 0.5, 0.75, 0.75):
+        ref_loss, ref_logits = reference(hf, pt_x, masks[ratio])
+        loss, logits = model.compute_loss_and_logits(x, masks[ratio])
+        assert tuple(logits.shape) == ref_logits.shape
+        np.testing.assert_allclose(to_numpy(logits), ref_logits, atol=ATOL, rtol=0)
+        np.testing.assert_allclose(float(to_numpy(loss)), ref_loss, atol=ATOL, rtol=ATOL)
+    frames, masked_input, recon = model.reconstruct(x, masks[0.75])
+    assert recon.shape == frames.shape == x.shape
+    # The graphs for other counts are not saved: the preset is the model's own.
+    model.save_to_preset(tmp_path / "ours")
+    loaded = VideoMAEPretrainer.from_preset(tmp_path / "ours")
+    assert len(loaded.weights) == len(model.weights)
+    np.testing.assert_array_equal(to_numpy(loaded.compute_loss_and_logits(x, masks[0.75])[1]), to_numpy(logits))
+
+
+def test_mask_counts_differing_per_sample_are_a_clear_error(tmp_path):
     hf = make_checkpoint(tmp_path, kind="pretraining")
     _, x = videos_for(hf.config)
     model = VideoMAEPretrainer.from_preset(tmp_path)
     mask = draw_masks(model)
     mask[0, np.flatnonzero(mask[0])[0]] = False
-    with pytest.raises(ValueError, match=rf"built for exactly {model.num_masked}"):
+    with pytest.raises(ValueError, match=r"masks \[\d+, \d+\] tokens per sample; every sample"):
         model.compute_loss_and_logits(x, mask)
+    with pytest.raises(ValueError, match="at least one must be masked"):
+        model.compute_loss_and_logits(x, np.zeros_like(mask))
 
 
 def tiny_pretrainer(**kwargs):

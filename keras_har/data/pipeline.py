@@ -26,6 +26,7 @@ import numpy as np
 from keras_har.data import clip_transforms, decoding
 from keras_har.data.mixing import mix_batch, one_hot
 from keras_har.data.normalization import normalize
+from keras_har.data.shared_batches import release_at_exit, release_worker_batches
 from keras_har.data.views import num_views
 from keras_har.data.worker_processes import without_main_script
 
@@ -330,8 +331,11 @@ class VideoLoader:
     def close(self):
         """Close every iterator of the datasets this loader built (worker
         processes joined, shared memory released). Idempotent."""
+        workers = bool(self._streams) and self.workers > 0
         while self._streams:
             self._streams.pop().close()
+        if workers:
+            release_worker_batches()
 
     def __enter__(self):
         return self
@@ -388,6 +392,7 @@ class VideoLoader:
                 grain.multiprocessing.MultiprocessingOptions(num_workers=self.workers),
                 worker_init_fn=init_worker,
             )
+            release_at_exit()
         return ds
 
     def sample_shape(self):

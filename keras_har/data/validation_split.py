@@ -22,8 +22,13 @@ sit on both sides. The source of a video (`source_group`):
 The choice is deterministic from `seed`: groups are visited in a seeded order
 and a group goes to validation when it brings the per-class validation counts
 closer to `fraction` x each class's size (at least one video for a class of
-two or more; squared error), never taking a class's last training video. A class whose videos are all one source gets no
-validation video (a warning names it).
+two or more; squared error), never taking a class's last training video. Then
+every class with two or more source groups that still has no validation video
+gets one whole group (the one that keeps the counts closest to the targets),
+even when a group is more than `fraction` of the class: small grouped datasets
+get a validation set at the default fraction, and the fraction realised is
+logged. A class whose videos are all one source gets no validation video (a
+warning names it); when no class has two sources, `carve_validation` refuses.
 """
 
 import logging
@@ -102,18 +107,31 @@ def split_indices(labels, groups, fraction, seed=0):
     # About `fraction` of each class, but at least one video of every class
     # that has two or more (a tiny dataset still gets a validation set).
     target = np.maximum(fraction * size, np.minimum(1.0, size - 1))
+    counts = {k: np.bincount(labels[members[keys[k]]], minlength=num_classes) for k in order}
+    sources = np.sum([c > 0 for c in counts.values()], axis=0)
     taken = np.zeros(num_classes)
-    val = []
+    chosen = []
+
+    def fits(k):  # no class loses its last training video
+        return not np.any((counts[k] > 0) & (taken + counts[k] >= size))
+
+    def error(k):
+        return np.sum((taken + counts[k] - target) ** 2)
+
     for k in order:
-        idx = members[keys[k]]
-        counts = np.bincount(labels[idx], minlength=num_classes)
-        after = taken + counts
-        if np.any((counts > 0) & (after >= size)):
-            continue  # a class would lose its last training video
-        if np.sum((after - target) ** 2) < np.sum((taken - target) ** 2):
-            taken = after
-            val.extend(idx)
-    val = sorted(val)
+        if fits(k) and error(k) < np.sum((taken - target) ** 2):
+            taken = taken + counts[k]
+            chosen.append(k)
+    # A whole group for each class of two or more sources still without one.
+    for c in np.random.default_rng([seed, 29]).permutation(num_classes):
+        if taken[c] > 0 or sources[c] < 2:
+            continue
+        candidates = [k for k in order if k not in chosen and counts[k][c] > 0 and fits(k)]
+        if candidates:
+            k = min(candidates, key=error)  # the first of equals in the seeded order
+            taken = taken + counts[k]
+            chosen.append(k)
+    val = sorted(i for k in chosen for i in members[keys[k]])
     train = sorted(set(range(len(labels))) - set(val))
     return train, val
 
@@ -124,9 +142,14 @@ def carve_validation(train, fraction=0.1, seed=0):
     train_idx, val_idx = split_indices(train.labels, groups, fraction, seed)
     if not val_idx:
         raise ValueError(
-            f"{train.name}: no validation videos could be set aside (fraction {fraction}); "
-            "raise --val-fraction, or use --selection test."
+            f"{train.name}: no validation video can be set aside: each of the {len(set(groups))} "
+            "source groups holds a class's only training source (a source goes wholly to one "
+            "side, so a class needs two or more to give one); use --selection test, or name the "
+            "sources in a CSV group column."
         )
+    logger.info("validation set: %d of %d training videos (%.1f%%, --val-fraction %g), %d whole "
+                "source groups", len(val_idx), len(groups), 100 * len(val_idx) / len(groups),
+                fraction, len({groups[i] for i in val_idx}))
     val_labels = {train.items[i][1] for i in val_idx}
     missing = [n for c, n in enumerate(train.class_names) if c not in val_labels]
     if missing:

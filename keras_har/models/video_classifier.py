@@ -34,7 +34,7 @@ def accuracy_metrics(num_classes):
     ]
 
 
-class VideoClassifier(Task):
+class VideoClassifier(preset_utils.InferenceTaskWeights, Task):
     """Base class: the classification head and its labels, the preprocessor,
     `compile()` defaults, parameter groups, preset loading.
 

@@ -240,3 +240,35 @@ def backbone_from_preset(cls, preset, load_weights=True, **kwargs):
         return loader.load_backbone(backbone_cls, load_weights, **kwargs)
     return loader.load_backbone(backbone_cls, load_weights, check_unused=True, **kwargs)
 
+
+
+class InferenceTaskWeights:
+    """A keras-hub Task mixin: a preset's task weights are the model's alone.
+
+    keras-hub's `save_task_weights` writes every variable outside the backbone,
+    the optimizer's too when the model is compiled, and its
+    `load_task_weights` then restores them into the loaded model's own
+    optimizer ("Skipping variable loading for optimizer ..." when they
+    differ). A preset is for inference and fine-tuning: the training state
+    lives in the run's checkpoints. Here both skip the optimizer (so older
+    presets that carry one load quietly too)."""
+
+    def _outside_task_weights(self):
+        skip = list(self.backbone._flatten_layers())
+        if getattr(self, "optimizer", None) is not None:
+            skip.append(self.optimizer)
+        return skip
+
+    def save_task_weights(self, filepath):
+        import keras
+
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.save_weights(self, filepath=filepath, objects_to_skip=self._outside_task_weights())
+
+    def load_task_weights(self, filepath):
+        import keras
+
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.load_weights(self, filepath, objects_to_skip=self._outside_task_weights())

@@ -1,7 +1,8 @@
-"""Printing file names that are not valid UTF-8."""
+"""The terminal: file names that are not valid UTF-8, native libraries' start-up lines."""
 
 import contextlib
 import logging
+import os
 import sys
 
 
@@ -37,3 +38,38 @@ def setup_logging(training):
         logging.getLogger("keras_har").setLevel(logging.INFO)
     else:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=_Stderr())
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what C++ libraries print straight to file descriptor 2 while they
+    load (TensorFlow 2.21, pulled in by keras-hub, logs several lines there on
+    import whatever TF_CPP_MIN_LOG_LEVEL says). Python's `sys.stderr` keeps
+    writing to the real stderr meanwhile. KERAS_HAR_DEBUG=1 leaves fd 2 alone."""
+    if os.environ.get("KERAS_HAR_DEBUG", "") not in ("", "0"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, AttributeError, ValueError):
+        on_fd2 = False  # e.g. captured by a test harness: leave it alone
+    real = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace") if on_fd2 else None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old_stderr = sys.stderr
+    os.dup2(devnull, 2)
+    if real is not None:
+        sys.stderr = real
+    try:
+        yield
+    finally:
+        sys.stderr = old_stderr
+        if real is not None:
+            real.flush()
+            real.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -22,8 +22,12 @@ are normalised with the model's `image_mean` / `image_std`, which the loss
 undoes.
 
 Inputs are a dict: `videos` `(batch, frames, height, width, 3)` float and
-`bool_masked_pos` `(batch, tokens)` bool, every sample masking exactly
-`num_masked` tokens (the mask a loader draws with `mask_generator()`).
+`bool_masked_pos` `(batch, tokens)` bool. The model's own graph (`fit`,
+`model(inputs)`) is built for masks hiding exactly `num_masked` tokens per
+sample (the mask a loader draws with `mask_generator()`);
+`compute_loss_and_logits` and `reconstruct` take a mask of any count that is
+the same in every sample, as transformers does, through a graph built for
+that count on the same layers (built once, then reused).
 """
 
 
@@ -83,8 +87,17 @@ def patch_statistics(patches):
     return mean, ops.sqrt(var) + PATCH_STD_EPS
 
 
+class _GraphsByCount:
+    """The pre-trainer's graphs for other masked-token counts, each sharing every
+    layer (so every weight) with it. A plain holder, neither a layer nor a
+    container, so that Keras neither tracks nor saves these graphs."""
+
+    def __init__(self):
+        self.graphs = {}
+
+
 @keras.saving.register_keras_serializable(package="keras_har")
-class VideoMAEPretrainer(Task):
+class VideoMAEPretrainer(preset_utils.InferenceTaskWeights, Task):
     """VideoMAE masked-autoencoder pre-training on a `VideoMAEBackbone`.
 
     Args:
@@ -157,21 +170,8 @@ class VideoMAEPretrainer(Task):
         self.decoder_head = layers.Dense(t * p * p * c, name="decoder_head", dtype=policy)
 
         # === Functional model ===
-        videos = keras.Input(shape=backbone.input.shape[1:], name="videos")
-        bool_masked_pos = keras.Input(shape=(num_tokens,), dtype="bool", name="bool_masked_pos")
-        x = backbone.embed(videos)
-        visible_indices, masked_indices = self.token_split(bool_masked_pos)
-        x = GatherTokens(name="visible_tokens", dtype=policy)(x, visible_indices)
-        x = backbone.encode(x)
-        x = self.encoder_to_decoder(x)
-        x = self.mask_token_fill(x, visible_indices, masked_indices)
-        for block in self.decoder_layers:
-            x = block(x)
-        x = x[:, num_tokens - num_masked :]
-        logits = self.decoder_head(self.decoder_norm(x))
-        super().__init__(
-            inputs={"videos": videos, "bool_masked_pos": bool_masked_pos}, outputs=logits, **kwargs
-        )
+        inputs, logits = self._masked_graph(num_masked, self.token_split)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
         self.decoder_hidden_dim = decoder_hidden_dim
@@ -185,6 +185,39 @@ class VideoMAEPretrainer(Task):
         self.image_std = tuple(float(v) for v in image_std)
         self.num_tokens = num_tokens
         self.num_masked = num_masked
+        self._other_counts = _GraphsByCount()
+
+    def _masked_graph(self, num_masked, token_split):
+        """(inputs, logits) of the encoder-decoder graph for masks that hide
+        `num_masked` tokens per sample, on this model's layers."""
+        backbone = self.backbone
+        policy = backbone.dtype_policy
+        num_tokens = self.mask_token_fill.num_tokens
+        videos = keras.Input(shape=backbone.input.shape[1:], name="videos")
+        bool_masked_pos = keras.Input(shape=(num_tokens,), dtype="bool", name="bool_masked_pos")
+        x = backbone.embed(videos)
+        visible_indices, masked_indices = token_split(bool_masked_pos)
+        x = GatherTokens(name="visible_tokens", dtype=policy)(x, visible_indices)
+        x = backbone.encode(x)
+        x = self.encoder_to_decoder(x)
+        x = self.mask_token_fill(x, visible_indices, masked_indices)
+        for block in self.decoder_layers:
+            x = block(x)
+        x = x[:, num_tokens - num_masked :]
+        logits = self.decoder_head(self.decoder_norm(x))
+        return {"videos": videos, "bool_masked_pos": bool_masked_pos}, logits
+
+    def _graph_for(self, num_masked):
+        """The model (this one, or one sharing its weights) for masks hiding
+        `num_masked` tokens per sample; built on first use, then reused."""
+        if num_masked == self.num_masked:
+            return self
+        graphs = self._other_counts.graphs
+        if num_masked not in graphs:
+            split = MaskedTokenSplit(num_masked, name=f"token_split_{num_masked}", dtype=self.dtype_policy)
+            inputs, logits = self._masked_graph(num_masked, split)
+            graphs[num_masked] = keras.Model(inputs=inputs, outputs=logits, name=f"{self.name}_{num_masked}_masked")
+        return graphs[num_masked]
 
     def get_config(self):
         config = super().get_config()
@@ -241,16 +274,19 @@ class VideoMAEPretrainer(Task):
         mean, std = patch_statistics(patches)
         return patches, (patches - mean) / std
 
-    def reconstruction_target(self, videos, bool_masked_pos):
-        """What the decoder regresses: `(B, num_masked, t*p*p*C)`, no gradient."""
+    def reconstruction_target(self, videos, bool_masked_pos, num_masked=None):
+        """What the decoder regresses: `(B, num_masked, t*p*p*C)`, no gradient.
+        `num_masked`: the tokens each sample of the mask hides (default the
+        model's own count)."""
         _, target = self._target_patches(videos)
         target = ops.reshape(target, (-1, self.num_tokens, target.shape[-2] * target.shape[-1]))
-        _, masked = split_indices(bool_masked_pos, self.num_masked)
+        _, masked = split_indices(bool_masked_pos, num_masked or self.num_masked)
         return ops.stop_gradient(gather_tokens(target, masked))
 
     def reconstruction_loss(self, videos, bool_masked_pos, logits):
-        """Mean squared error over the masked tubelets (transformers' loss)."""
-        target = self.reconstruction_target(videos, bool_masked_pos)
+        """Mean squared error over the masked tubelets (transformers' loss);
+        the count of masked tokens is the logits' (static) length."""
+        target = self.reconstruction_target(videos, bool_masked_pos, logits.shape[1])
         return ops.mean(ops.square(ops.cast(logits, "float32") - target))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -260,26 +296,34 @@ class VideoMAEPretrainer(Task):
         return loss
 
     def check_mask(self, bool_masked_pos):
-        """Raise unless every sample of a concrete mask hides `num_masked` tokens."""
+        """The concrete mask as a numpy bool array and the count of tokens it
+        hides per sample; raise unless that count is the same in every sample
+        (transformers' `VideoMAEForPreTraining` requires the same) and leaves
+        at least one token visible and one masked."""
         mask = np.asarray(ops.convert_to_numpy(bool_masked_pos)).astype(bool)
         if mask.ndim != 2 or mask.shape[1] != self.num_tokens:
             raise ValueError(
                 f"bool_masked_pos must be (batch, {self.num_tokens}), got {mask.shape}."
             )
         counts = sorted(set(mask.sum(axis=1).tolist()))
-        if counts != [self.num_masked]:
+        if len(counts) != 1:
             raise ValueError(
-                f"bool_masked_pos masks {counts} tokens per sample; this pretrainer "
-                f"(mask_ratio={self.mask_ratio}, {self.masking} masking) is built for exactly "
-                f"{self.num_masked} of {self.num_tokens}. Build it with the matching mask_ratio/masking."
+                f"bool_masked_pos masks {counts} tokens per sample; every sample of a batch "
+                f"must mask the same number of its {self.num_tokens} tokens."
             )
-        return mask
+        if not 0 < counts[0] < self.num_tokens:
+            raise ValueError(
+                f"bool_masked_pos masks {counts[0]} of {self.num_tokens} tokens per sample; "
+                "at least one must be masked and one visible."
+            )
+        return mask, counts[0]
 
     def compute_loss_and_logits(self, videos, bool_masked_pos, training=False):
         """`(loss, logits)` for normalised `videos` and a `bool_masked_pos` as in
-        transformers; logits `(batch, num_masked, t*p*p*C)` in transformers' order."""
-        mask = self.check_mask(bool_masked_pos)
-        logits = self({"videos": videos, "bool_masked_pos": mask}, training=training)
+        transformers (any count of masked tokens, the same in every sample);
+        logits `(batch, masked tokens, t*p*p*C)` in transformers' order."""
+        mask, count = self.check_mask(bool_masked_pos)
+        logits = self._graph_for(count)({"videos": videos, "bool_masked_pos": mask}, training=training)
         return self.reconstruction_loss(videos, mask, logits), logits
 
     def reconstruct(self, videos, bool_masked_pos):
@@ -287,8 +331,8 @@ class VideoMAEPretrainer(Task):
         in pixel space: masked tubelets blacked out in the input and replaced by the
         prediction (de-normalised with the true patch's statistics under
         `norm_pix_loss`, as the official visualisation does) in the reconstruction."""
-        mask = self.check_mask(bool_masked_pos)
-        logits = self({"videos": videos, "bool_masked_pos": mask}, training=False)
+        mask, count = self.check_mask(bool_masked_pos)
+        logits = self._graph_for(count)({"videos": videos, "bool_masked_pos": mask}, training=False)
         patches, _ = self._target_patches(videos)
         mean, std = (ops.convert_to_numpy(s) for s in patch_statistics(patches))
         patches = ops.convert_to_numpy(patches)
