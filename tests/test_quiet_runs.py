@@ -21,7 +21,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from test_recipes import RECIPES, dataset_flags
+from test_recipes import dataset_flags
 
 BACKEND = keras.backend.backend()
 TF_START_UP = ("oneDNN custom operations", "Could not find cuda drivers", "absl::InitializeLog",
@@ -36,7 +36,7 @@ WORKERS = 2
 # The recipe in this process, recording the name of every shared-memory
 # segment the main process maps (the workers' batches) to a file.
 RECORDING_RUN = """
-import importlib.util, sys
+import sys
 from multiprocessing import shared_memory
 names, record = [], open(sys.argv[1], "w")
 attach = shared_memory.SharedMemory.__init__
@@ -44,11 +44,8 @@ def recording(self, *args, **kwargs):
     attach(self, *args, **kwargs)
     record.write(self.name + "\\n"); record.flush()
 shared_memory.SharedMemory.__init__ = recording
-spec = importlib.util.spec_from_file_location("recipe", sys.argv[2])
-recipe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(recipe)
-from keras_har.training import experiment
-experiment.run_main(recipe.main, sys.argv[3:])
+from keras_har.cli import main
+sys.exit(main(["train", sys.argv[2], *sys.argv[3:]]))
 """
 
 
@@ -69,7 +66,7 @@ def quiet_run(tiny_synthetic, tmp_path_factory):
     flags = dataset_flags(tiny_synthetic) + ["--preset", "tiny", "--epochs", "1", "--output-dir", str(out)]
     flags[flags.index("--workers") + 1] = str(WORKERS)
     result = subprocess.run(
-        [sys.executable, "-c", RECORDING_RUN, str(names), str(RECIPES / "baseline_vit_small.py"), *flags],
+        [sys.executable, "-c", RECORDING_RUN, str(names), "baseline-vit-small", *flags],
         capture_output=True, text=True, timeout=600, env=env_without("KERAS_HAR_DEBUG"))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stderr, names.read_text().split()
@@ -103,8 +100,8 @@ def test_predict_on_a_run_warns_nothing(quiet_run, tiny_synthetic):
 def test_a_preset_of_a_trained_model_holds_no_optimizer(tmp_path):
     from keras_har.models import VideoMAEBackbone, VideoMAEClassifier
 
-    backbone = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, tubelet_size=2, hidden_size=16,
-                                num_layers=1, num_heads=2, intermediate_size=32)
+    backbone = VideoMAEBackbone(image_size=16, patch_size=8, num_frames=2, tubelet_size=2, hidden_dim=16,
+                                num_layers=1, num_heads=2, mlp_dim=32)
     model = VideoMAEClassifier(backbone, num_classes=3)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
     x = np.random.default_rng(0).normal(size=(4, 2, 16, 16, 3)).astype("float32")
