@@ -73,13 +73,16 @@ def wait_for_start(proc, log_file, timeout, marker=STARTED):
     return False
 
 
-def stale_files(run_dir):
+def stale_files(run_dir, keep=2):
+    """Temporaries, and commit directories beyond the `keep` commits a run keeps."""
+    from keras_har.training.checkpoints import kept_commits
+
     run_dir = pathlib.Path(run_dir)
     store = run_dir / ".checkpoints"
-    current = (run_dir / "checkpoints").resolve() if (run_dir / "checkpoints").exists() else None
+    kept = set(kept_commits(run_dir, keep)) if (run_dir / "checkpoints").exists() else set()
     stale = [p for p in run_dir.glob(".tmp-*")] + [p for p in run_dir.glob(".checkpoints-*")]
     if store.is_dir():
-        stale += [p for p in store.iterdir() if p.resolve() != current]
+        stale += [p for p in store.iterdir() if p.resolve() not in kept]
     return stale
 
 

@@ -33,9 +33,12 @@ SIGNALLER = """
 import importlib.util, os, pathlib, signal, sys, time
 from keras_har.training import callbacks
 out, phase, epoch, step, name, target, times = sys.argv[1], *map(int, sys.argv[2:5]), *sys.argv[5:8]
-original = callbacks.RunCheckpoint.on_train_batch_end
+original, original_begin = callbacks.RunCheckpoint.on_train_batch_end, callbacks.RunCheckpoint.on_epoch_begin
+def on_epoch_begin(self, epoch, logs=None):
+    self.signaller_epoch = epoch
+    return original_begin(self, epoch, logs)
 def on_train_batch_end(self, batch, logs=None):
-    if (self.phase, self.epoch + 1, self.offset + batch + 1) == (phase, epoch, step):
+    if (self.phase, self.signaller_epoch + 1, getattr(self, "offset", 0) + batch + 1) == (phase, epoch, step):
         pathlib.Path(out, ".signalled").write_text(repr(time.time()))
         for k in range(int(times)):
             if k:
@@ -46,6 +49,7 @@ def on_train_batch_end(self, batch, logs=None):
             send(getattr(signal, "SIG" + name))
     return original(self, batch, logs)
 callbacks.RunCheckpoint.on_train_batch_end = on_train_batch_end
+callbacks.RunCheckpoint.on_epoch_begin = on_epoch_begin
 spec = importlib.util.spec_from_file_location("recipe", sys.argv[8])
 recipe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(recipe)
