@@ -42,7 +42,9 @@ class RunDirectoryError(ValueError):
 def run_main(main, argv=None):
     """Run a recipe's `main(argv)`: a user error (bad flags, dataset, preset,
     run directory) ends the process with one line on stderr and exit status 2
-    instead of a traceback (KERAS_HAR_DEBUG=1 shows it)."""
+    instead of a traceback (KERAS_HAR_DEBUG=1 shows it); SIGINT / SIGTERM stop
+    it at the next step boundary with a commit, one line (where it stopped,
+    the --resume command) and exit status 130 / 143 (`interrupts`)."""
     from keras_har.data.decoding import VideoReadError
     from keras_har.training.run_lock import RunDirectoryLocked
 
@@ -55,6 +57,8 @@ def run_main(main, argv=None):
         print(f"error: {describe_error(e)}", file=sys.stderr)
         sys.exit(2)
     except interrupts.RunInterrupted as e:
+        if sys.stdout.isatty():
+            print(flush=True)  # end a progress bar's line
         print(describe_interrupt(e), file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     finally:
