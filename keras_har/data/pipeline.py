@@ -302,10 +302,10 @@ ENDLESS = 2**40  # stream length when `epochs` is None
 class VideoLoader:
     """Batches of one dataset for one purpose (training or evaluation).
 
-    - `for_fit(initial_epoch)`: what `model.fit(..., steps_per_epoch=
+    - `for_fit(initial_epoch, initial_step)`: what `model.fit(..., steps_per_epoch=
       loader.steps_per_epoch, initial_epoch=...)` takes: one stream over epochs
-      `initial_epoch..epochs` (endless when `epochs` is None), each epoch a new
-      order and new augmentations. A grain `IterDataset` or a `tf.data.Dataset`.
+      `initial_epoch..epochs` (endless when `epochs` is None), from batch
+      `initial_step` of the first, each epoch a new order and new augmentations. A grain `IterDataset` or a `tf.data.Dataset`.
     - `build()`: one epoch as a dataset (e.g. `validation_data`).
     - iterating the loader: numpy batches of one epoch; at the end, a warning
       with the number of unreadable videos skipped.
@@ -477,7 +477,7 @@ class VideoLoader:
 
 
 REPLAYED_BATCHES = 2  # what Keras' data adapters read for a dataset's spec
-NO_ITERATOR_STATE = ("keras-har loaders resume by epoch (build(initial_epoch)), "
+NO_ITERATOR_STATE = ("keras-har loaders resume by position (build(initial_epoch, initial_step=...)), "
                      "not from a grain iterator state.")
 
 
