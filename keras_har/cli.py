@@ -463,19 +463,14 @@ def cmd_train(args):
     prog = f"keras-har {args.command}" + (f" {args.recipe}" if args.command == "train" else "")
     try:
         recipe.main(args.recipe_args, prog=prog)
-    except BaseException as e:  # noqa: B036 -- the run-directory aware message, then main()'s report
-        if isinstance(e, (SystemExit, KeyboardInterrupt)) or _debug() or not _user_error(e):
+        return 0
+    except BaseException as e:  # noqa: B036 -- SystemExit passes through
+        if isinstance(e, SystemExit):
             raise
-        raise CLIError(experiment.describe_error(e)) from None
+        # While the run directory is still held: the messages say where the run stands.
+        return experiment.exit_status(e, prefix=f"keras-har {args.command}")
     finally:
         experiment.release_run_dirs()
-    return 0
-
-
-def _user_error(error):
-    from keras_har.errors import is_user_error
-
-    return is_user_error(error)
 
 
 def build_parser():

@@ -13,6 +13,8 @@ import argparse
 
 from keras_har.data.dataset_flags import DATASETS, SELECTIONS, SYNTHETIC_PROFILES
 
+KEEP_CHECKPOINTS = 2  # --keep-checkpoints: the committed run state and the one before it
+
 
 def count(minimum):
     """An argparse type: an integer >= `minimum`."""
@@ -124,6 +126,13 @@ def add_run_args(parser):
     g.add_argument("--model-parallel", type=count(0), default=0, metavar="N",
                    help="JAX only: shard attention/MLP kernels over groups of N devices "
                         "(keras.distribution.ModelParallel), data parallel across groups")
+    g.add_argument("--checkpoint-every-steps", type=count(0), default=None, metavar="N",
+                   help="also commit a checkpoint every N training steps inside an epoch (default 0: "
+                        "only after each epoch, and on SIGINT / SIGTERM); --resume continues from "
+                        "that step")
+    g.add_argument("--keep-checkpoints", type=count(1), default=None, metavar="K",
+                   help=f"commits kept on disk (default {KEEP_CHECKPOINTS}); on --resume a damaged one "
+                        "falls back to the one before it")
     g.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                    help="Keras fit verbosity (default: 1, a progress bar, on a terminal; "
                         "2, one line per epoch, when the output goes to a file)")

@@ -2,6 +2,7 @@
 check that it ends exactly like a run that was never interrupted.
 
     KERAS_BACKEND=jax python scripts/chaos_resume.py --kills 30 --seed 1
+    KERAS_BACKEND=jax python scripts/chaos_resume.py --kills 10 --signals INT,TERM,KILL
     KERAS_BACKEND=jax python scripts/chaos_resume.py --kills 10 -- --dataset hmdb51 --data-root ...
 
 The recipe (default recipes/videomae_two_phase.py, on the built-in synthetic
@@ -54,11 +55,36 @@ def tagged_processes(tag):
 
 def start(script, args, tag, log_file):
     """The recipe as a process writing its output to `log_file` (a file, not a
-    pipe, so a run is never held up by output nobody reads)."""
+    pipe, so a run is never held up by output nobody reads), in a process
+    group of its own (as a terminal starts it)."""
     env = {**os.environ, "KERAS_HAR_CHAOS_TAG": tag, "PYTHONUNBUFFERED": "1"}
     with open(log_file, "w") as out:
         return subprocess.Popen([sys.executable, str(script)] + args, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc, sig, log_file, timeout=60):
+    """Send `sig` (SIGINT: to the run's process group, as Ctrl-C; others: to
+    the process) and wait for the end; a problem, or None. SIGINT and SIGTERM
+    must end the run with one line and status 128 + signal, no traceback."""
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return f"{sig.name} did not end the run within {timeout} s"
+    if sig == signal.SIGKILL:
+        return None
+    output = pathlib.Path(log_file).read_text(errors="replace")
+    if proc.returncode not in (0, 128 + sig):  # 0: it ended just before the signal
+        return f"{sig.name}: exit status {proc.returncode}: {output[-2000:]}"
+    if proc.returncode and ("Traceback" in output or "Exception ignored" in output):
+        return f"{sig.name}: a traceback in the output: {output[-2000:]}"
+    return None
 
 
 def wait_for_start(proc, log_file, timeout, marker=STARTED):
@@ -73,13 +99,16 @@ def wait_for_start(proc, log_file, timeout, marker=STARTED):
     return False
 
 
-def stale_files(run_dir):
+def stale_files(run_dir, keep=2):
+    """Temporaries, and commit directories beyond the `keep` commits a run keeps."""
+    from keras_har.training.checkpoints import kept_commits
+
     run_dir = pathlib.Path(run_dir)
     store = run_dir / ".checkpoints"
-    current = (run_dir / "checkpoints").resolve() if (run_dir / "checkpoints").exists() else None
+    kept = set(kept_commits(run_dir, keep)) if (run_dir / "checkpoints").exists() else set()
     stale = [p for p in run_dir.glob(".tmp-*")] + [p for p in run_dir.glob(".checkpoints-*")]
     if store.is_dir():
-        stale += [p for p in store.iterdir() if p.resolve() != current]
+        stale += [p for p in store.iterdir() if p.resolve() not in kept]
     return stale
 
 
@@ -102,14 +131,15 @@ def compare(reference, run):
 
 
 def chaos(script, flags, work_dir, kills, seed, grace, timeout, log=print, max_delay=None, marker=STARTED,
-          span=1.0):
+          span=1.0, signals=(signal.SIGKILL,)):
     """Run the reference and the killed-and-resumed runs; returns a list of
     problems (empty when everything holds). Kills come a seeded random
     fraction of `span` x the reference's length from `marker` to its end (or
     of `max_delay` seconds) after a run prints `marker` (by default once it
     reports its directory; "Epoch " kills only once training has started).
     A `span` below 1 keeps attempts short: the run still progresses across
-    kills, from one resume to the next."""
+    kills, from one resume to the next. Each kill sends one of `signals`
+    (seeded choice; SIGINT to the process group)."""
     rng = random.Random(seed)
     work_dir = pathlib.Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -148,14 +178,16 @@ def chaos(script, flags, work_dir, kills, seed, grace, timeout, log=print, max_d
             episode += 1
             run = work_dir / f"chaos{episode}"
             continue
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        sig = rng.choice(signals) if len(signals) > 1 else signals[0]
+        problem = stop(proc, sig, log_file)
+        if problem:
+            problems.append(f"attempt {attempts}: {problem}")
         done_kills += 1
         deadline = time.time() + grace
         while tagged_processes(tag) and time.time() < deadline:
             time.sleep(0.2)
         left = tagged_processes(tag)
-        log(f"kill {done_kills}/{kills} after {delay:.1f} s: {run.name} state {_state(run)}; "
+        log(f"kill {done_kills}/{kills} ({sig.name}) after {delay:.1f} s: {run.name} state {_state(run)}; "
             f"processes left after {grace:.0f} s: {len(left)}")
         if left:
             problems.append(f"kill {done_kills}: processes {left} outlived the run by {grace} s")
@@ -190,14 +222,18 @@ def main(argv=None):
                         help="kill within this many seconds after the run reports its directory "
                              "(default: the uninterrupted run's length, so kills land anywhere in a run)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds processes may outlive a kill")
+    parser.add_argument("--signals", default="KILL",
+                        help="comma-separated signals to stop runs with, chosen at random per kill "
+                             "(KILL, INT: Ctrl-C to the process group, TERM)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("recipe_flags", nargs="*", help="after --: the recipe's flags")
     args = parser.parse_args(argv)
     work_dir = pathlib.Path(args.work_dir or f"runs/chaos-{time.strftime('%Y%m%d-%H%M%S')}")
     flags = args.recipe_flags or DEFAULT_FLAGS
+    signals = tuple(signal.Signals[f"SIG{name.strip().upper()}"] for name in args.signals.split(","))
     problems = chaos(args.script, flags, work_dir, args.kills, args.seed, args.grace, args.timeout,
-                     max_delay=args.max_delay)
+                     max_delay=args.max_delay, signals=signals)
     for p in problems:
         print("FAIL:", p)
     print("chaos: " + ("all kills resumed to the uninterrupted result" if not problems

@@ -84,7 +84,7 @@ def test_commit_steps_are_one_atomic_switch(tmp_path):
     finally:
         checkpoints.fault_hook = None
     assert steps == ["write last.weights.h5", "link best_phase1.weights.h5", "write state.json",
-                     "rename the epoch directory", "commit"]
+                     "write commit.json", "rename the epoch directory", "commit"]
     for k, label in enumerate(steps):
         def fault(name, step, label=label):
             if step == label:
@@ -98,11 +98,13 @@ def test_commit_steps_are_one_atomic_switch(tmp_path):
             checkpoints.fault_hook = None
         assert checkpoints.read_state(tmp_path) == {"phase1_epochs_done": 2}
         assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {
-            "last.weights.h5", "best_phase1.weights.h5", "state.json"}
+            "last.weights.h5", "best_phase1.weights.h5", "state.json", "commit.json"}
     assert json.loads((tmp_path / "state.json").read_text()) == {"phase1_epochs_done": 2}
     removed = checkpoints.clean_stale(tmp_path)
     assert removed and not checkpoints.clean_stale(tmp_path)
-    assert [p.name[:-9] for p in (tmp_path / ".checkpoints").iterdir()] == ["phase1-epoch0002"]
+    # The committed epoch and the one before it (checkpoints.KEEP) stay.
+    assert sorted(p.name[:-9] for p in (tmp_path / ".checkpoints").iterdir()) == [
+        "phase1-epoch0001", "phase1-epoch0002"]
 
 
 @JAX_ONLY
@@ -176,10 +178,14 @@ def test_corrupt_run_files_are_named(tiny_synthetic, tmp_path, capsys):
     committed = (out / "checkpoints").resolve()
     weights = committed / "last.weights.h5"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
-    code, _ = run(["--resume", str(out), "--verbose", "0"])
+    # Keeping one commit only: nothing to go back to (test_interrupts.py: the
+    # default falls back to the commit before).
+    code, _ = run(["--resume", str(out), "--verbose", "0", "--keep-checkpoints", "1"])
     err = errors(capsys)
-    assert code == 2 and len(err) == 1 and "last.weights.h5: unreadable checkpoint" in err[0], err
+    assert code == 2 and len(err) == 1 and "last.weights.h5: its contents changed" in err[0], err
+    assert "no earlier intact commit" in err[0]
     (committed / "state.json").write_text("{broken")
+    (committed / "commit.json").unlink()  # a commit without a manifest: its files are read
     code, _ = run(["--resume", str(out)])
     err = errors(capsys)
     assert code == 2 and len(err) == 1 and "state.json: corrupt JSON" in err[0], err

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import pathlib
+import signal
 import tempfile
 import threading
 import time
@@ -117,7 +118,7 @@ def init_worker(worker_index=0, worker_count=1):
     decoder on the cores the workers leave (one each when there are as many
     workers as cores), and a watchdog that ends the worker within a second when
     its parent process is gone (a SIGKILLed run must not leave workers holding
-    memory)."""
+    memory); SIGINT and SIGTERM are ignored (the parent stops the workers)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -127,6 +128,10 @@ def init_worker(worker_index=0, worker_count=1):
     parent = multiprocessing.parent_process()
     if parent is not None:
         start_parent_watchdog(parent.pid)
+        # Ctrl-C reaches the whole process group: the parent stops at a step
+        # boundary and closes its workers; a worker never acts on it (nor on SIGTERM).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def start_parent_watchdog(parent_pid, interval=0.5):
@@ -299,10 +304,10 @@ ENDLESS = 2**40  # stream length when `epochs` is None
 class VideoLoader:
     """Batches of one dataset for one purpose (training or evaluation).
 
-    - `for_fit(initial_epoch)`: what `model.fit(..., steps_per_epoch=
+    - `for_fit(initial_epoch, initial_step)`: what `model.fit(..., steps_per_epoch=
       loader.steps_per_epoch, initial_epoch=...)` takes: one stream over epochs
-      `initial_epoch..epochs` (endless when `epochs` is None), each epoch a new
-      order and new augmentations. A grain `IterDataset` or a `tf.data.Dataset`.
+      `initial_epoch..epochs` (endless when `epochs` is None), from batch
+      `initial_step` of the first, each epoch a new order and new augmentations. A grain `IterDataset` or a `tf.data.Dataset`.
     - `build()`: one epoch as a dataset (e.g. `validation_data`).
     - iterating the loader: numpy batches of one epoch; at the end, a warning
       with the number of unreadable videos skipped.
@@ -346,8 +351,9 @@ class VideoLoader:
     def __len__(self):
         return self.steps_per_epoch
 
-    def build(self, initial_epoch=0, epochs=1):
-        """Epochs `initial_epoch..epochs` (endless if None) as one dataset.
+    def build(self, initial_epoch=0, epochs=1, initial_step=0):
+        """Epochs `initial_epoch..epochs` (endless if None) as one dataset,
+        from batch `initial_step` of the first.
 
         A grain one's iterator closed (or dropped) after at most its first
         `REPLAYED_BATCHES` batches keeps its workers for the dataset's next
@@ -356,11 +362,14 @@ class VideoLoader:
         `evaluate` for their spec and drops that iterator, which would start
         (and stop) the workers twice and decode those batches twice. The
         workers stop at the latest with the loader's `close()`."""
-        return self._dataset(initial_epoch, epochs, reuse_first=True)
+        return self._dataset(initial_epoch, epochs, reuse_first=True, initial_step=initial_step)
 
-    def _dataset(self, initial_epoch, epochs, reuse_first):
+    def _dataset(self, initial_epoch, epochs, reuse_first, initial_step=0):
         per_epoch = self.sampler.per_epoch
-        start = initial_epoch * per_epoch
+        if not 0 <= initial_step < self.steps_per_epoch:
+            raise ValueError(f"initial_step={initial_step} is not a step of an epoch of "
+                             f"{self.steps_per_epoch} steps.")
+        start = initial_epoch * per_epoch + initial_step * self.batch_size
         stop = ENDLESS if epochs is None else epochs * per_epoch
         if stop <= start:
             raise ValueError(f"no epochs between initial_epoch={initial_epoch} and epochs={epochs}.")
@@ -373,9 +382,11 @@ class VideoLoader:
         """The batches as the model takes them (a subclass may map them)."""
         return ds
 
-    def for_fit(self, initial_epoch=0):
-        """The training stream for `model.fit(..., steps_per_epoch=self.steps_per_epoch)`."""
-        return self.build(initial_epoch, self.epochs)
+    def for_fit(self, initial_epoch=0, initial_step=0):
+        """The training stream for `model.fit(..., steps_per_epoch=self.steps_per_epoch)`
+        (from batch `initial_step` of `initial_epoch`: the batches an
+        uninterrupted stream gives from there)."""
+        return self.build(initial_epoch, self.epochs, initial_step)
 
     def _build_grain(self, start, stop):
         import grain
@@ -443,17 +454,23 @@ class VideoLoader:
     def __iter__(self):
         """Numpy batches of one epoch (the first: use `build` for others); the
         epoch's iterator is closed when the loop ends or is left."""
+        from keras_har.utils import interrupts
+
         seen = len(self.bad_videos())
         ds = self._dataset(0, 1, reuse_first=False)
-        if self.frontend == "tf":
-            yield from ds.as_numpy_iterator()
-        else:
-            iterator = iter(ds)
-            try:
-                for batch in iterator:
-                    yield tuple(np.asarray(a) for a in batch)
-            finally:
-                iterator.close()
+        with interrupts.deferred():  # a SIGINT / SIGTERM stops the loop between two batches
+            if self.frontend == "tf":
+                for batch in ds.as_numpy_iterator():
+                    interrupts.check()
+                    yield batch
+            else:
+                iterator = iter(ds)
+                try:
+                    for batch in iterator:
+                        interrupts.check()
+                        yield tuple(np.asarray(a) for a in batch)
+                finally:
+                    iterator.close()
         warn_skipped(self.bad_videos()[seen:], "this epoch")
 
     def bad_videos(self):
@@ -466,7 +483,7 @@ class VideoLoader:
 
 
 REPLAYED_BATCHES = 2  # what Keras' data adapters read for a dataset's spec
-NO_ITERATOR_STATE = ("keras-har loaders resume by epoch (build(initial_epoch)), "
+NO_ITERATOR_STATE = ("keras-har loaders resume by position (build(initial_epoch, initial_step=...)), "
                      "not from a grain iterator state.")
 
 

@@ -87,6 +87,7 @@ class VideoMAEPretrain(Recipe):
     reference_defaults = REFERENCE_DEFAULTS
     synthetic_defaults = SYNTHETIC_DEFAULTS
     option_title = "model and training (unset: the official value; the synthetic profile differs)"
+    command = "keras-har pretrain"
 
     def add_arguments(self, g):
         g.add_argument("--preset", help="an architecture name (tiny, small, base, ...: a new VideoMAE), or a checkpoint to continue from: "

@@ -28,9 +28,10 @@ import keras
 from keras_har import evaluation, plots
 from keras_har.data.dataset_flags import DATASET_KEYS
 from keras_har.training import checkpoints
-from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint
+from keras_har.training.callbacks import BadVideoReport, NaNGuard, RunCheckpoint, fit_segments
 from keras_har.training.distribution import divisible_batches, divisible_steps, process_shard
 from keras_har.training.run_lock import RunLock
+from keras_har.utils import interrupts
 
 logger = logging.getLogger("keras_har")
 
@@ -40,19 +41,50 @@ class RunDirectoryError(ValueError):
 
 
 def run_main(main, argv=None):
-    """Run a recipe's `main(argv)` and return its result; an error ends the
-    process through `keras_har.errors.report` (a user error: one line on
-    stderr, exit status 2), the run directories released either way."""
-    from keras_har import errors
-
+    """Run a recipe's `main(argv)` and return its result; however it ends, the
+    run directories are released, and an error ends the process with
+    `exit_status`'s status."""
     try:
         return main(argv)
-    except BaseException as e:  # noqa: B036 -- SystemExit passes through report() unchanged
+    except BaseException as e:  # noqa: B036 -- SystemExit passes through
         if isinstance(e, SystemExit):
             raise
-        sys.exit(errors.report(e, describe=describe_error))
+        sys.exit(exit_status(e))
     finally:
         release_run_dirs()
+
+
+def exit_status(error, prefix=""):
+    """The exit status of a run that ended with `error`: SIGINT / SIGTERM
+    (`interrupts.RunInterrupted`: the run committed and stopped) print one line
+    (where it stopped, the --resume command) and give 130 / 143; anything else
+    goes through `keras_har.errors.report` (a user error: one line naming the
+    file and, after a failed write, where the run stands; exit status 2)."""
+    from keras_har import errors
+
+    if isinstance(error, interrupts.RunInterrupted):
+        if sys.stdout.isatty():
+            print(flush=True)  # end a progress bar's line
+        print(describe_interrupt(error), file=sys.stderr, flush=True)
+        return error.exit_code
+    return errors.report(error, prefix=prefix, describe=describe_error)
+
+
+def describe_interrupt(interrupt):
+    """One line: which signal stopped the run, where it stands, how to go on."""
+    run_dir = next(reversed(_RUN_LOCKS.values())).path.parent if _RUN_LOCKS else None
+    name = interrupt.args[0]
+    if run_dir is None:
+        return f"{name}: stopped before the run directory was set up; nothing to resume."
+    try:
+        where = checkpoints.describe_state(checkpoints.read_state(run_dir))
+    except (OSError, ValueError):
+        where = "the last commit"
+    script = sys.argv[0] if sys.argv else ""
+    # recipes/*.py resume as themselves; `keras-har ...` and Python callers with the recipe's command.
+    command = f"python {script}" if script.endswith(".py") else getattr(interrupt, "command", "keras-har train")
+    return f"{name}: stopped at {where} (committed in {run_dir}/checkpoints); continue with: " \
+           f"{command} --resume {run_dir}"
 
 
 def release_run_dirs():
@@ -131,6 +163,9 @@ def resolve_defaults(args, real_defaults, synthetic_defaults):
     return args
 
 
+RESUME_OVERRIDES = ("verbose", "checkpoint_every_steps", "keep_checkpoints")
+
+
 def load_config_for_resume(parser, argv=None):
     """Parse flags; with --resume, the run's saved config.json wins."""
     args = parser.parse_args(argv)
@@ -140,15 +175,18 @@ def load_config_for_resume(parser, argv=None):
         if not config_file.exists():
             parser.error(f"--resume {run_dir}: no config.json there; is it a run directory?")
         saved = json.loads(config_file.read_text())
-        verbose = args.verbose
+        given = {key: getattr(args, key, None) for key in RESUME_OVERRIDES}
         args = argparse.Namespace(**saved)
         args.resume = str(run_dir)
         args.output_dir = str(run_dir)
-        args.verbose = verbose
+        for key, value in given.items():  # flags that do not change the result
+            if value is not None or key == "verbose":
+                setattr(args, key, value)
     return args
 
 
 _RUN_LOCKS = {}  # run directory -> its lock, held by this process until the run ends
+_RUN_OPTIONS = {}  # run directory -> {"checkpoint_every_steps", "keep_checkpoints"} (fit_phase reads them)
 
 
 def make_run_dir(args, recipe):
@@ -170,7 +208,15 @@ def make_run_dir(args, recipe):
         _RUN_LOCKS[key] = lock
         if stale.get("pid") and stale.get("pid") != os.getpid():
             logger.info("%s: taking over the lock of process %s, which is gone", run_dir, stale["pid"])
-    removed = checkpoints.clean_stale(run_dir)
+    if getattr(args, "checkpoint_every_steps", None) is None:
+        args.checkpoint_every_steps = 0
+    if getattr(args, "keep_checkpoints", None) is None:
+        args.keep_checkpoints = checkpoints.KEEP
+    if args.checkpoint_every_steps < 0 or args.keep_checkpoints < 1:
+        raise RunDirectoryError("--checkpoint-every-steps must be >= 0 and --keep-checkpoints >= 1.")
+    _RUN_OPTIONS[key] = {"checkpoint_every_steps": args.checkpoint_every_steps,
+                         "keep_checkpoints": args.keep_checkpoints}
+    removed = checkpoints.clean_stale(run_dir, args.keep_checkpoints)
     if removed:
         logger.info("%s: removed %d files an interrupted save left (%s)", run_dir, len(removed),
                     ", ".join(p.name for p in removed[:3]))
@@ -186,8 +232,9 @@ def make_run_dir(args, recipe):
 
 
 def load_state(run_dir):
-    """The committed run state: phase, epochs done, best validation values."""
-    return checkpoints.read_state(run_dir)
+    """The committed run state: phase, epochs done (and steps into the next),
+    best validation values; a damaged commit falls back to the one before it."""
+    return checkpoints.recover(run_dir)
 
 
 def make_loader(args, dataset, model, training, **overrides):
@@ -242,47 +289,79 @@ def _trim_history(path, rows):
 
 
 def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, verbose=1):
-    """`model.fit` for one phase, from the epoch the run directory says is next.
+    """`model.fit` for one phase, from the step the run directory says is next.
 
     `train_loader` / `val_loader` are `keras_har.data.VideoLoader`s. On resume
-    the last weights and optimizer state are restored, so the learning-rate
-    schedule continues where it stopped, and the data order continues with the
-    next epoch's.
+    the last weights, optimizer state and random generator states are
+    restored, so the learning-rate schedule continues where it stopped, and
+    the data order continues with the next batch's (inside an epoch: with the
+    epoch's metric accumulators too). Commits: every epoch, every
+    `--checkpoint-every-steps` steps, and on SIGINT / SIGTERM
+    (`keras_har.training.interrupts`), which then stop the run.
     """
+    interrupts.check()
     run_dir = pathlib.Path(run_dir)
     done = int(state.get(f"phase{phase}_epochs_done", 0))
+    step = int(state.get(f"phase{phase}_step", 0)) if state.get("phase") == phase else 0
     if done >= epochs:
         logger.info("phase %d: all %d epochs already done", phase, epochs)
         return state
     history_file = run_dir / f"history_phase{phase}.csv"
-    if done > 0:
+    if done > 0 or step > 0:
         checkpoints.load_checkpoint(model, run_dir / "checkpoints" / "last.weights.h5")
         _trim_history(history_file, done)
-        logger.info("phase %d: resuming after epoch %d of %d", phase, done, epochs)
+        logger.info("phase %d: resuming after epoch %d of %d%s", phase, done, epochs,
+                    f", step {step} of {train_loader.steps_per_epoch}" if step else "")
     elif history_file.exists():
         history_file.unlink()
     train_loader.epochs = epochs
-    checkpoint = RunCheckpoint(run_dir, phase, state=state)
-    with train_loader, val_loader:  # their workers stop when the phase ends, however it ends
-        model.fit(
-            train_loader.for_fit(initial_epoch=done),
-            validation_data=divisible_batches(val_loader),
-            epochs=epochs,
-            initial_epoch=done,
-            steps_per_epoch=train_loader.steps_per_epoch,
-            validation_steps=divisible_steps(val_loader),
-            shuffle=False,  # the loader shuffles, per epoch and seeded
-            callbacks=[
-                NaNGuard(run_dir),
-                BadVideoReport(train_loader),
-                # The history row first, then the checkpoint: a run killed between
-                # the two has its extra row trimmed on resume (never a missing one).
-                keras.callbacks.CSVLogger(str(history_file), append=True),
-                checkpoint,
-            ],
-            verbose=verbose,
-        )
+    options = _RUN_OPTIONS.get(run_dir.resolve(), {})
+    checkpoint = RunCheckpoint(run_dir, phase, state=state, every_steps=options.get("checkpoint_every_steps"),
+                               keep=options.get("keep_checkpoints") or checkpoints.KEEP,
+                               steps_per_epoch=train_loader.steps_per_epoch, resume_step=step)
+    # Their workers stop when the phase ends, however it ends; a stop request
+    # is acted on at the next step boundary.
+    with train_loader, val_loader, interrupts.deferred():
+        for initial_epoch, first_step in fit_segments(done, step, epochs):
+            train_data = train_loader.for_fit(initial_epoch=initial_epoch, initial_step=first_step)
+            if first_step:
+                _build_metrics(model, train_data)
+            model.fit(
+                train_data,
+                validation_data=divisible_batches(val_loader),
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=train_loader.steps_per_epoch - first_step,
+                validation_steps=divisible_steps(val_loader),
+                shuffle=False,  # the loader shuffles, per epoch and seeded
+                callbacks=[
+                    NaNGuard(run_dir),
+                    BadVideoReport(train_loader),
+                    # The history row first, then the checkpoint: a run killed between
+                    # the two has its extra row trimmed on resume (never a missing one).
+                    keras.callbacks.CSVLogger(str(history_file), append=True),
+                    checkpoint,
+                ],
+                verbose=verbose,
+            )
     return checkpoint.state
+
+
+def _build_metrics(model, dataset):
+    """Build the compiled metrics before `fit` (the TensorFlow backend builds
+    them at the first step), so that their accumulators can be restored at the
+    start of a resumed epoch."""
+    metrics = getattr(model, "_compile_metrics", None)
+    if metrics is None or metrics.built:
+        return
+    iterator = iter(dataset)
+    try:
+        batch = next(iterator)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    model._symbolic_build(data_batch=batch)
 
 
 def eval_batch_size(args, views_per_video):
@@ -312,7 +391,7 @@ def final_evaluation(model, args, test_dataset, run_dir, tta_views, recipe_title
         num_val_videos=num_val_videos,
         clip={"num_frames": args.num_frames, "sampling_rate": args.sampling_rate, "image_size": args.image_size},
         dataset={k: getattr(args, k, None) for k in DATASET_KEYS if getattr(args, k, None) is not None},
-        model=str(run_dir / "model"),
+        model="model",  # the run directory's model/ (relative: the run directory may move)
         backend=keras.backend.backend(),
     )
     if args.dataset == "synthetic":

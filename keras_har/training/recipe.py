@@ -20,6 +20,7 @@ import keras
 
 from keras_har import flags
 from keras_har.training import checkpoints, experiment
+from keras_har.utils import interrupts
 
 logger = logging.getLogger("keras_har")
 
@@ -103,16 +104,30 @@ class Recipe:
         """The lines printed when the run ends."""
         return [f"Run directory: {run.run_dir}"]
 
+    @property
+    def command(self):
+        """The command that runs this recipe."""
+        return f"keras-har train {self.name}"
+
     def main(self, argv=None, prog=None):
-        """Run the recipe with command-line `argv`; returns its metrics."""
+        """Run the recipe with command-line `argv`; returns its metrics.
+
+        SIGINT / SIGTERM stop the run at the next step boundary with a commit
+        (`keras_har.training.interrupts`): `interrupts.RunInterrupted` is raised,
+        carrying the command that resumes it (`experiment.exit_status` prints it)."""
         experiment.setup_logging()
-        parser = self.build_parser(prog)
-        args = experiment.load_config_for_resume(parser, argv)
-        self.resolve_defaults(args)
-        experiment.set_precision_and_distribution(args, self.model_class())
-        run = self.prepare(args)
-        self.train(run)
-        metrics = self.finish(run)
+        parser = self.build_parser(prog or self.command)
+        try:
+            with interrupts.handle_signals():
+                args = experiment.load_config_for_resume(parser, argv)
+                self.resolve_defaults(args)
+                experiment.set_precision_and_distribution(args, self.model_class())
+                run = self.prepare(args)
+                self.train(run)
+                metrics = self.finish(run)
+        except interrupts.RunInterrupted as e:
+            e.command = prog or self.command
+            raise
         print("\n" + "\n".join(self.result_lines(run, metrics)))
         return metrics
 
