@@ -114,7 +114,9 @@ def add_data_args(parser):
     g.add_argument("--sampling-rate", type=int, default=None, help="frame stride (2).")
     g.add_argument("--image-size", type=int, default=None, help="crop size (224); 32 works.")
     g.add_argument("--loader", choices=("grain", "tf"), default="grain", help="input pipeline front-end.")
-    g.add_argument("--workers", type=int, default=2, help="loader worker processes.")
+    g.add_argument("--workers", type=int, default=None,
+                   help="loader worker processes (default: the cores available less 2 with an "
+                        "accelerator, 2 without; keras_har.training.machine_defaults).")
     g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip",
                    help="skip (warn and count) or raise on an unreadable video.")
     return g
@@ -167,8 +169,9 @@ def add_run_args(parser):
     g.add_argument("--output-dir", default=None, help="run directory (default runs/<recipe>-<time>).")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last epoch.")
     g.add_argument("--seed", type=int, default=0, help="initial weights, data order, augmentation.")
-    g.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_bfloat16 compute (float32 weights).")
+    g.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed_bfloat16 compute (float32 weights); default: on where the "
+                        "accelerator computes in bfloat16, off on a CPU.")
     g.add_argument("--data-parallel", action="store_true",
                    help="JAX only: split each batch across all local devices "
                         "(keras.distribution.DataParallel).")
@@ -197,14 +200,17 @@ def annotate_defaults(parser, real_defaults, synthetic_defaults):
 
 def resolve_defaults(args, real_defaults, synthetic_defaults):
     """Flags left at None take the seed's values on a real dataset and the
-    small built-in profile on the synthetic one."""
+    small built-in profile on the synthetic one; `--workers` and
+    `--mixed-precision` the machine's (`machine_defaults`)."""
+    from keras_har.training import machine_defaults
+
     table = synthetic_defaults if args.dataset == "synthetic" else real_defaults
     if getattr(args, "verbose", 1) is None:
         args.verbose = 1 if sys.stdout.isatty() else 2
     for key, value in {**real_defaults, **table}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    return args
+    return machine_defaults.apply(args)
 
 
 def load_config_for_resume(parser, argv=None):
