@@ -74,36 +74,38 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # loader_speed, machine_info, speed/
 
 NUM_CLASSES = 51
-VIDEO_CLASSES = 4  # the synthetic videos' folders; the model still has 51 outputs
 SPEC_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0}  # dense bf16, NVIDIA's datasheets
 TARGETS = dict(train_vs_transformers=1.0, inference_vs_transformers=1.2, train_mfu=0.35)
+LOG_CHARS = 500_000  # of each phase's output, in gpu_check.log
 PACKAGES = ("keras", "keras-hub", "grain", "av", "jax", "jaxlib", "jax-cuda13-plugin", "torch",
             "transformers", "numpy", "opencv-python-headless", "psutil")
 
 # The GPU run and its CPU smoke version: the same phases, smaller numbers.
 PROFILES = {
-    "gpu": dict(model="videomae", batches=(64, 32, 16), infer_batch=32, grad_accum=4,
+    # lr: the recipe's synthetic-profile rate (1e-3) is for its tiny model; VideoMAE-B from
+    # scratch gets DeiT's ViT-B rate for this effective batch (5e-4 per 512 clips; 64 x 4).
+    "gpu": dict(model="videomae", batches=(64, 32, 16), infer_batch=32, grad_accum=4, lr=2.5e-4,
                 warm_steps=4, timed_steps=12, fit_epochs=16, videos=128, video_frames=40,
                 video_size=(240, 320), loader_batch=16, loader_batches=30, matmul=8192,
                 infer_calls=10, limits=dict(device=15, data=45, keras_jax=170, keras_torch=110,
                                             transformers=60, loader=60)),
-    "smoke": dict(model="tiny", batches=(4, 2), infer_batch=4, grad_accum=2, warm_steps=2,
-                  timed_steps=2, fit_epochs=12, videos=8, video_frames=24, video_size=(48, 64),
+    "smoke": dict(model="tiny", batches=(4, 2), infer_batch=4, grad_accum=2, lr=None, warm_steps=2,
+                  timed_steps=2, fit_epochs=8, videos=8, video_frames=24, video_size=(48, 64),
                   loader_batch=2, loader_batches=3, matmul=256, infer_calls=2,
                   limits=dict(device=20, data=60, keras_jax=150, keras_torch=150,
                               transformers=90, loader=90)),
 }
-TINY = dict(image_size=32, num_frames=8, patch_size=8, tubelet_size=2, hidden_size=64, num_layers=4,
-            num_heads=4, intermediate_size=128)
 
 
-def model_config(profile):
-    """The VideoMAE config of a profile (benchmarks/speed/configs.py's VideoMAE-B
-    for the GPU run), for the model and its analytic FLOPs."""
+def model_config(profile, rec):
+    """The VideoMAE config of a profile: the recipe's tiny model at its
+    synthetic sizes, or benchmarks/speed/configs.py's VideoMAE-B (transformers'
+    VideoMAEConfig() defaults); for the model and its analytic FLOPs."""
     from speed.configs import FULL_CONFIGS
 
     if profile["model"] == "tiny":
-        return dict(TINY)
+        sizes = rec.synthetic_defaults
+        return dict(rec.tiny_config, image_size=sizes["image_size"], num_frames=sizes["num_frames"])
     return {k: v for k, v in FULL_CONFIGS["videomae"].items() if not k.startswith("decoder_")}
 
 
@@ -113,7 +115,6 @@ def model_config(profile):
 def recipe():
     """The two-phase recipe's functions this check runs: the one place that
     says where they live."""
-    import importlib.util
     from unittest import mock
 
     from keras_har.training import experiment
@@ -129,7 +130,7 @@ def recipe():
             return module.build_model(args, class_names)
 
     return types.SimpleNamespace(
-        build_parser=module.build_parser, seed_defaults=module.SEED_DEFAULTS,
+        build_parser=module.build_parser, tiny_config=dict(module.TINY_CONFIG), seed_defaults=module.SEED_DEFAULTS,
         synthetic_defaults=module.SYNTHETIC_DEFAULTS, build_model=build_model,
         compile_phase=module.compile_phase, resolve_defaults=experiment.resolve_defaults,
         set_precision=experiment.set_precision_and_distribution, make_loader=experiment.make_loader,
@@ -137,7 +138,7 @@ def recipe():
     )
 
 
-def recipe_args(rec, profile, config, batch_size, epochs, steps):
+def recipe_args(rec, profile, config, batch_size, epochs):
     """The recipe's flags for this check (synthetic profile numbers, the
     check's sizes and gradient accumulation, mixed bfloat16), resolved as the
     recipe resolves them (machine defaults for the loader workers)."""
@@ -146,9 +147,8 @@ def recipe_args(rec, profile, config, batch_size, epochs, steps):
         "--image-size", str(config["image_size"]), "--batch-size", str(batch_size),
         "--grad-accum", str(profile["grad_accum"]), "--epochs-phase1", str(epochs),
         "--mixed-precision", "--verbose", "0",
-    ])
+    ] + (["--lr-phase1", str(profile["lr"])] if profile["lr"] else []))
     rec.resolve_defaults(args, rec.seed_defaults, rec.synthetic_defaults)
-    args.steps = steps
     return args
 
 
@@ -282,7 +282,9 @@ def phase_device(config):
     for name in PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
+    shm = os.statvfs("/dev/shm") if os.path.isdir("/dev/shm") else None  # grain's batches pass through it
     return {"gpus": [{"name": g[0], "memory_mib": g[1], "driver": g[2]} for g in gpus or []],
+            "dev_shm_gib": round(shm.f_frsize * shm.f_blocks / 2**30, 1) if shm else None,
             "cpu": cpu_name(), "cores_available": cores, "memory_gb": memory_gb(),
             "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
 
@@ -397,7 +399,7 @@ def phase_keras(config):
     deadline = time.monotonic() + config["limit_s"] - 5
     out["device"] = backend_device_info()
     rec = recipe()
-    mcfg = model_config(profile)
+    mcfg = model_config(profile, rec)
     dataset = video_index(pathlib.Path(config["data_dir"]) / "raw")
     flops = model_flops("videomae", mcfg)
     out["model"] = dict(mcfg, num_classes=NUM_CLASSES, forward_gflop_per_clip=round(flops / 1e9, 2))
@@ -406,7 +408,7 @@ def phase_keras(config):
     model, tried = None, []
     for batch in profile["batches"]:
         steps_per_epoch = rec.steps_per_epoch(len(dataset.items), batch)
-        args = recipe_args(rec, profile, mcfg, batch, epochs=epochs, steps=steps_per_epoch)
+        args = recipe_args(rec, profile, mcfg, batch, epochs=epochs)
         free_device_memory()
         rec.set_precision(args)
         model = rec.build_model(args, dataset.class_names, mcfg)
@@ -522,7 +524,7 @@ def phase_transformers(config):
 
     profile, out = config["profile"], _Saver(config["result_path"])
     deadline = time.monotonic() + config["limit_s"] - 5
-    mcfg = model_config(profile)
+    mcfg = model_config(profile, recipe())
     ref = TorchReference("transformers", "eager")
     out["device"] = ref.device()
     out["matmul_bf16_tflops"] = round(ref.matmul_peak("bfloat16", profile["matmul"]) / 1e3, 4)
@@ -540,7 +542,8 @@ def phase_transformers(config):
     for batch in profile["batches"]:
         if chosen is not None or time.monotonic() > deadline - 15:
             break
-        torch.cuda.empty_cache() if ref.dev == "cuda" else None
+        if ref.dev == "cuda":
+            torch.cuda.empty_cache()
         ref.compile(True)
         videos = ref.videos(mcfg, batch)
         targets = torch.softmax(torch.randn(batch, NUM_CLASSES, generator=torch.Generator().manual_seed(1)), -1)
@@ -574,8 +577,8 @@ def phase_transformers(config):
             elapsed = time.perf_counter() - start
         except torch.OutOfMemoryError:
             tried.append({"batch": batch, "fits": False})
-            opt.zero_grad(set_to_none=True)
-            del opt
+            ref.net.zero_grad(set_to_none=True)
+            opt = None  # its state and the gradients go before the next batch
             continue
         rate = batch * profile["timed_steps"] / elapsed
         peak = ref.device_peak_mb()
@@ -586,7 +589,7 @@ def phase_transformers(config):
         tried.append({"batch": batch, "fits": True})
         out["batches_tried"] = tried
         out["train"] = chosen
-        del opt
+        opt = None
     ref.compile(False)
     out["attention"] = torch_sdpa_kernel(ref.inference_fn(ref.videos(mcfg, 1)))
     n = profile["infer_batch"]
@@ -611,11 +614,11 @@ def phase_loader(config):
 
     profile, out = config["profile"], _Saver(config["result_path"])
     rec = recipe()
-    mcfg = model_config(profile)
+    mcfg = model_config(profile, rec)
     stand_in = types.SimpleNamespace(image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, num_classes=NUM_CLASSES)
     for source in ("raw", "prepared"):
         dataset = video_index(pathlib.Path(config["data_dir"]) / source)
-        args = recipe_args(rec, profile, mcfg, profile["loader_batch"], epochs=1, steps=1)
+        args = recipe_args(rec, profile, mcfg, profile["loader_batch"], epochs=1)
         args.workers = default_workers()  # what a training run on this machine gets
         with rec.make_loader(args, dataset, stand_in, training=True, mixup_alpha=args.mixup_alpha,
                              cutmix_alpha=args.cutmix_alpha, epochs=None) as loader:
@@ -647,7 +650,7 @@ def phase_env(phase):
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.9")  # alone on the GPU
     elif phase in ("keras_torch", "transformers"):
         env["KERAS_BACKEND"] = "torch"
-    elif phase == "loader":  # no model: the backend must not start on the GPU
+    else:  # no model (Keras still needs a backend: its default, TensorFlow, may be absent); not on the GPU
         env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     return env
 
@@ -674,7 +677,7 @@ def run_phase(phase, config, limit_s, log):
             err.seek(0)
             output = err.read()
         elapsed = time.perf_counter() - start
-        log.write(f"===== {phase} (rc {rc}, {elapsed:.1f} s) =====\n{output}\n")
+        log.write(f"===== {phase} (rc {rc}, {elapsed:.1f} s) =====\n{output[-LOG_CHARS:]}\n")
         log.flush()
         entry = {"ok": rc == 0 and not timed_out, "elapsed_s": round(elapsed, 1), "limit_s": limit_s}
         if result_path.exists():

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import keras
-import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
