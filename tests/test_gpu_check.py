@@ -85,3 +85,14 @@ def test_bad_flags_are_one_line_errors(tmp_path):
                            (["--report", str(tmp_path / "missing.json")], "not a gpu_check.json")):
         proc = subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr)
+
+
+def test_loader_workers_import_no_backend_from_the_check():
+    """The grain workers of the training phases run this script again as
+    `__mp_main__` (multiprocessing's spawn): that imports neither Keras nor a
+    backend, so the workers never start CUDA."""
+    code = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); "
+            "print(','.join(m for m in ('keras', 'keras_hub', 'jax', 'torch', 'tensorflow', 'transformers') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr[-2000:]
