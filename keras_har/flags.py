@@ -86,7 +86,8 @@ def add_loader_args(parser, training):
     g.add_argument("--loader", choices=("grain", "tf"), default="grain" if training else None,
                    help="grain or tf.data")
     g.add_argument("--workers", type=count(0), metavar="N", default=None,
-                   help="loader worker processes (0 = inline; default: 2, or the run's)")
+                   help="loader worker processes (0 = inline; default: the run's; training: the "
+                        "cores available less 2 with an accelerator, 2 without)")
     g.add_argument("--on-bad-video", choices=("skip", "raise"), default="skip" if training else None,
                    help="skip (warned, listed in metrics.json) or stop at an unreadable video")
     return g
@@ -118,8 +119,9 @@ def add_run_args(parser):
                    help="run directory (default runs/<recipe>-<time>)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last commit")
     g.add_argument("--seed", type=int, default=0, help="initial weights, data order, augmentation")
-    g.add_argument("--mixed-precision", action="store_true",
-                   help="mixed_bfloat16 compute (float32 weights)")
+    g.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed_bfloat16 compute (float32 weights); default: on where the "
+                        "accelerator computes in bfloat16, off on a CPU")
     g.add_argument("--data-parallel", action="store_true",
                    help="JAX only: split each batch across all local devices "
                         "(keras.distribution.DataParallel)")

@@ -151,16 +151,17 @@ def write_split(run_dir, args, train, val, test):
 
 def resolve_defaults(args, real_defaults, synthetic_defaults):
     """Flags left at None take the reference protocol's values on a real
-    dataset and the small built-in profile on the synthetic one."""
+    dataset and the small built-in profile on the synthetic one; `--workers`
+    and `--mixed-precision` the machine's (`machine_defaults`)."""
+    from keras_har.training import machine_defaults
+
     table = synthetic_defaults if args.dataset == "synthetic" else real_defaults
     if getattr(args, "verbose", 1) is None:
         args.verbose = 1 if sys.stdout.isatty() else 2
-    if getattr(args, "workers", 2) is None:
-        args.workers = 2
     for key, value in {**real_defaults, **table}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    return args
+    return machine_defaults.apply(args)
 
 
 RESUME_OVERRIDES = ("verbose", "checkpoint_every_steps", "keep_checkpoints")
