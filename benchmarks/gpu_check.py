@@ -101,14 +101,11 @@ def model_config(profile, rec):
     """The VideoMAE config of a profile: the recipe's tiny model at its
     synthetic sizes, or benchmarks/speed/configs.py's VideoMAE-B (transformers'
     VideoMAEConfig() defaults); for the model and its analytic FLOPs."""
-    from speed.configs import FULL_CONFIGS
+    from speed.configs import FULL_CONFIGS, timed_config
 
     if profile["model"] == "tiny":
-        sizes, arch = rec.synthetic_defaults, rec.architectures["tiny"]
-        # In the vocabulary of the FLOP count (benchmarks/speed/configs.py).
-        return dict(patch_size=arch["patch_size"], tubelet_size=arch["tubelet_size"], hidden_size=arch["hidden_dim"],
-                    num_layers=arch["num_layers"], num_heads=arch["num_heads"], intermediate_size=arch["mlp_dim"],
-                    image_size=sizes["image_size"], num_frames=sizes["num_frames"])
+        sizes = rec.synthetic_defaults
+        return timed_config(rec.architectures["tiny"], sizes["image_size"], sizes["num_frames"])
     return {k: v for k, v in FULL_CONFIGS["videomae"].items() if not k.startswith("decoder_")}
 
 

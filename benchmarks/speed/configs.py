@@ -9,22 +9,51 @@ PRETRAIN_BATCH = 2
 PRETRAIN_MASK_RATIO = 0.9  # tube masking, VideoMAE's default
 PRETRAIN_MASKING = "tube"
 
-# transformers' VideoMAEConfig() defaults (VideoMAE-Base) and timm's ViT-S/16.
+
+def _architectures(family, module):
+    """A family's named architecture sizes (`keras_har.models.<family>.<module>`,
+    plain data), read without importing keras_har.models (and so Keras): the
+    benchmark's parent process picks no backend."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "keras_har" / "models" / family / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(f"_sizes_{module}", path)
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    return data
+
+
+def timed_config(arch, image_size, num_frames, **overrides):
+    """A named architecture in the benchmarks' vocabulary (transformers' and
+    timm's names, which the reference implementations take)."""
+    cfg = dict(image_size=image_size, patch_size=arch["patch_size"], num_frames=num_frames,
+               hidden_size=arch["hidden_dim"], num_layers=arch["num_layers"], num_heads=arch["num_heads"],
+               intermediate_size=arch["mlp_dim"])
+    if "tubelet_size" in arch:
+        cfg["tubelet_size"] = arch["tubelet_size"]
+    return {**cfg, **overrides}
+
+
+def _decoder(decoder):
+    return dict(decoder_hidden_size=decoder["decoder_hidden_dim"], decoder_num_hidden_layers=decoder["decoder_num_layers"],
+                decoder_num_attention_heads=decoder["decoder_num_heads"],
+                decoder_intermediate_size=decoder["decoder_mlp_dim"])
+
+
+_VIDEOMAE = _architectures("videomae", "videomae_presets")
+_VIT = _architectures("mean_pooled_vit", "mean_pooled_vit_presets").MEAN_POOLED_VIT_ARCHITECTURES
+# VideoMAE-Base with its pre-training decoder (transformers' VideoMAEConfig() defaults) and
+# timm's ViT-S/16, 16 frames of 224 px; --quick: the tiny architectures, 2 blocks, 4 frames of 32 px.
 FULL_CONFIGS = {
-    "videomae": dict(image_size=224, patch_size=16, num_frames=16, tubelet_size=2, hidden_size=768,
-                     num_layers=12, num_heads=12, intermediate_size=3072,
-                     # the pre-training decoder (transformers' VideoMAEConfig() defaults: width 384, depth 4)
-                     decoder_hidden_size=384, decoder_num_hidden_layers=4, decoder_num_attention_heads=6,
-                     decoder_intermediate_size=1536),
-    "vit": dict(image_size=224, patch_size=16, num_frames=16, hidden_size=384, num_layers=12,
-                num_heads=6, intermediate_size=1536),
+    "videomae": timed_config(_VIDEOMAE.VIDEOMAE_ARCHITECTURES["base"], 224, 16, **_decoder(_VIDEOMAE.VIDEOMAE_DECODER)),
+    "vit": timed_config(_VIT["small"], 224, 16),
 }
 QUICK_CONFIGS = {
-    "videomae": dict(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=64,
-                     num_layers=2, num_heads=4, intermediate_size=128, decoder_hidden_size=32,
-                     decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64),
-    "vit": dict(image_size=32, patch_size=8, num_frames=4, hidden_size=64, num_layers=2,
-                num_heads=4, intermediate_size=128),
+    "videomae": timed_config(_VIDEOMAE.VIDEOMAE_ARCHITECTURES["tiny"], 32, 4, num_layers=2,
+                       **_decoder(dict(decoder_hidden_dim=32, decoder_num_layers=1, decoder_num_heads=2,
+                                       decoder_mlp_dim=64))),
+    "vit": timed_config(_VIT["tiny"], 32, 4, num_layers=2),
 }
 REFERENCE_IMPL = {"videomae": "transformers", "vit": "timm"}
 DEFAULT_VARIANT = {"jax": "xla", "tensorflow": "xla", "torch": "eager"}
