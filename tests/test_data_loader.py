@@ -152,6 +152,14 @@ def test_multi_view_is_for_evaluation(train_set):
         make_loader(train_set, training=False, batch_size=2, views="tta5", **CLIP)
 
 
+def test_the_normalisation_is_the_models(train_set):
+    """The loader has no normalisation of its own: mean and std come from the
+    model (its video converter), and a loader without them is a clear error."""
+    clip = {k: v for k, v in CLIP.items() if k not in ("mean", "std")}
+    with pytest.raises(ValueError, match="mean= and std="):
+        make_loader(train_set, training=True, batch_size=2, **clip)
+
+
 def test_on_error_raise_without_workers_is_a_video_read_error(folder_with_bad_videos):
     data = make_loader(folder_with_bad_videos, training=False, batch_size=8, workers=0,
                        on_error="raise", **CLIP)

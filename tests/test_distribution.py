@@ -45,7 +45,7 @@ TOLERANCE = 1e-4
 # a subprocess uses it, and the one-process reference of the multi-process
 # test (optimised, in this process) still agrees within TOLERANCE.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
-CLIP = dict(num_frames=4, sampling_rate=2, image_size=32)
+CLIP = dict(num_frames=4, sampling_rate=2, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
 
 # What a subprocess shares: a tiny VideoMAE and the recipe's optimizer.
 COMMON = r'''

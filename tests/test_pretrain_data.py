@@ -65,7 +65,8 @@ def test_multi_scale_crop_is_one_box_for_the_clip():
 def loader_batches(videos, loader, training=True, **kwargs):
     generator = MaskGenerator(4, 32, 8, 2, 0.75)
     it = data.make_loader(videos, training=training, batch_size=2, mask_generator=generator, num_frames=4,
-                          image_size=32, loader=loader, workers=0, seed=3, epochs=2, **kwargs)
+                          image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, loader=loader, workers=0, seed=3,
+                          epochs=2, **kwargs)
     return generator, it, list(iter(it.for_fit()))
 
 

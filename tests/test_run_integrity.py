@@ -26,6 +26,7 @@ from keras_har.training.run_lock import RunDirectoryLocked, RunLock
 JAX_ONLY = pytest.mark.skipif(keras.backend.backend() != "jax",
                               reason="process-level behaviour: checked once, under jax")
 SCRIPTS = RECIPES.parent / "scripts"
+HALF = (0.5,) * 3  # a loader's normalisation (mean and std) in these tests
 
 
 def videomae_flags(tiny_synthetic, out, epochs=(1, 1)):
@@ -134,17 +135,16 @@ def test_fault_at_every_checkpoint_step_then_resume(tiny_synthetic, reference, t
 
 
 DISK_FULL = """
-import errno, importlib.util, pathlib, sys
-from keras_har.training import checkpoints, experiment
+import errno, pathlib, sys
+from keras_har.training import checkpoints
 out = pathlib.Path(sys.argv[1])
 def full(name, step):
     if name.startswith("phase2") and step == "write last.weights.h5":
         raise OSError(errno.ENOSPC, "No space left on device", str(out / ".checkpoints" / "x.h5"))
 checkpoints.fault_hook = full
-spec = importlib.util.spec_from_file_location("recipe", sys.argv[2])
-recipe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(recipe)
-experiment.run_main(recipe.main, sys.argv[3:])
+import runpy
+sys.argv = sys.argv[2:]  # the recipe script, run as `python recipes/<name>.py FLAGS`
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -159,7 +159,7 @@ def test_disk_full_is_one_line_and_resumable(tiny_synthetic, reference, tmp_path
     result = subprocess.run([sys.executable, "-c", DISK_FULL, str(out), str(RECIPES / "videomae_two_phase.py")]
                             + flags, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "KERAS_BACKEND": "jax"})
-    err = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    err = [line for line in result.stderr.splitlines() if line.startswith("keras-har train: error:")]
     assert result.returncode == 2 and len(err) == 1, result.stderr[-3000:]
     assert "x.h5: No space left on device" in err[0] and f"--resume {out}" in err[0]
     assert checkpoints.read_state(out)["phase1_epochs_done"] == 1
@@ -249,7 +249,7 @@ def test_many_loaders_open_and_close(tiny_synthetic):
         if i == 1:  # after the first: grain's and multiprocessing's one-time pipes and pools exist
             fds = settled_fds()
         with data.make_loader(test, training=False, batch_size=6, num_frames=4, sampling_rate=2,
-                              image_size=32, workers=1) as loader:
+                              image_size=32, workers=1, mean=HALF, std=HALF) as loader:
             batches = list(loader)
         assert sum(len(b[0]) for b in batches) == len(test)
     # A worker left behind, or its pipes (6 per worker) or shared memory leaked
@@ -272,13 +272,14 @@ def test_validation_counts_only_readable_videos(tmp_path):
     items.append((str(tmp_path / "v4.avi"), 0))
     dataset = data.VideoDataset(items, ["a", "b"])
     loader = data.make_loader(dataset, training=False, batch_size=5, num_frames=4, sampling_rate=2,
-                              image_size=32, workers=0, with_weights=True, bad_video_log=tmp_path / "bad.txt")
+                              image_size=32, workers=0, with_weights=True, bad_video_log=tmp_path / "bad.txt",
+                              mean=HALF, std=HALF)
     ((x, y, w),) = list(loader)
     assert w.tolist() == [1, 1, 1, 1, 0]
     assert [p for p, _ in loader.bad_videos()] == [str(tmp_path / "v4.avi")]
     other = data.make_loader(data.VideoDataset(items[:2], ["a", "b"]), training=False, batch_size=2,
                              num_frames=4, sampling_rate=2, image_size=32, workers=0,
-                             bad_video_log=tmp_path / "bad.txt")
+                             bad_video_log=tmp_path / "bad.txt", mean=HALF, std=HALF)
     assert other.bad_videos() == []  # the shared log, but not this loader's videos
 
 
@@ -352,7 +353,8 @@ def test_file_names_that_are_not_utf8(tmp_path, capfd):
     dataset = data.VideoFolder(root)
     assert odd in dataset.paths and len(dataset) == 4
     with data.make_loader(dataset, training=True, batch_size=4, num_frames=4, sampling_rate=2, image_size=32,
-                          workers=1, bad_video_log=tmp_path / "bad.txt", on_error="raise") as loader:
+                          workers=1, bad_video_log=tmp_path / "bad.txt", on_error="raise", mean=HALF,
+                          std=HALF) as loader:
         ((x, y),) = list(loader)
     assert np.isfinite(x).all() and x.shape == (4, 4, 32, 32, 3)
     log = data.pipeline.BadVideoLog(tmp_path / "bad.txt")

@@ -2,14 +2,13 @@
 (`keras_har.data.pipeline`) or masked for pre-training
 (`keras_har.data.unlabelled`)."""
 
-from keras_har.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from keras_har.data.pipeline import BadVideoLog, BatchFinisher, ClipSampler, VideoLoader
 from keras_har.data.unlabelled import masked_loader
 from keras_har.data.views import num_views
 
 
 def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2, image_size=224,
-                mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=None,
+                mean=None, std=None, num_classes=None,
                 consistent=True, mixup_alpha=0.0, cutmix_alpha=0.0, mixup_prob=1.0,
                 switch_prob=0.5, views="single", num_clips=1,
                 loader="grain", workers=2, seed=0, drop_remainder=None, on_error="skip",
@@ -71,6 +70,9 @@ def make_loader(dataset, *, training, batch_size, num_frames=16, sampling_rate=2
     """
     if loader not in ("grain", "tf"):
         raise ValueError(f"loader must be 'grain' or 'tf', got {loader!r}.")
+    if mean is None or std is None:
+        raise ValueError("make_loader needs mean= and std=: the model's image_mean and image_std "
+                         "(the normalisation of its video converter).")
     if mask_generator is not None:
         return masked_loader(
             dataset, training=training, batch_size=batch_size, mask_generator=mask_generator,
