@@ -86,7 +86,7 @@ Y = np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, size=(4, 8
 
 def train(model, init):
     model.set_weights(init)
-    losses = [float(model.train_on_batch(x, y)) for x, y in zip(X, Y)]
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for x, y in zip(X, Y)]
     return losses, [np.asarray(w) for w in model.get_weights()]
 
 
