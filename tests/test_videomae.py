@@ -346,3 +346,23 @@ def test_compile_defaults_are_cross_entropy_on_one_hot_targets_and_top_k():
     assert result["loss"] == pytest.approx(-log_probs[np.arange(16), labels].mean(), rel=1e-4)
     assert result["top1"] == pytest.approx((logits.argmax(1) == labels).mean())
     assert result["top5"] == pytest.approx((top5 == labels[:, None]).any(1).mean())
+
+
+def test_compile_defaults_train_under_mixed_bfloat16():
+    """The default metrics take a mixed_bfloat16 model's bfloat16 logits on
+    every backend (TensorFlow's `in_top_k` takes float32 only), and top-5 is
+    the numpy count on them."""
+    keras.utils.set_random_seed(0)
+    model = VideoMAEClassifier.from_architecture("tiny", num_classes=7, image_size=32, num_frames=4, num_layers=1,
+                                                 dtype="mixed_bfloat16")
+    model.compile()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 7, size=8)
+    history = model.fit(x, np.eye(7, dtype="float32")[labels], batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and "top5" in history.history
+    result = model.evaluate(x, np.eye(7, dtype="float32")[labels], batch_size=8, return_dict=True, verbose=0)
+    logits = np.asarray(model.predict(x, batch_size=8, verbose=0), dtype="float64")
+    top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    assert result["top5"] == pytest.approx((top5 == labels[:, None]).any(1).mean())
+

@@ -25,12 +25,20 @@ from keras_har.utils import preset_utils
 logger = logging.getLogger("keras_har")
 
 
+class _TopKCategoricalAccuracy(keras.metrics.TopKCategoricalAccuracy):
+    """Top-k accuracy on float32 logits: TensorFlow's `in_top_k` takes no
+    bfloat16 (the logits of a `mixed_bfloat16` model)."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_true, keras.ops.cast(y_pred, "float32"), sample_weight=sample_weight)
+
+
 def accuracy_metrics(num_classes):
     """Top-1 and top-5 accuracy (top-`num_classes` with fewer classes) on
     one-hot / soft targets: what `VideoClassifier.compile` tracks by default."""
     return [
         keras.metrics.CategoricalAccuracy(name="top1"),
-        keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+        _TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
     ]
 
 
