@@ -298,7 +298,7 @@ def fit_phase(model, phase, epochs, train_loader, val_loader, run_dir, state, ve
     the data order continues with the next batch's (inside an epoch: with the
     epoch's metric accumulators too). Commits: every epoch, every
     `--checkpoint-every-steps` steps, and on SIGINT / SIGTERM
-    (`keras_har.training.interrupts`), which then stop the run.
+    (`keras_har.utils.interrupts`), which then stop the run.
     """
     interrupts.check()
     run_dir = pathlib.Path(run_dir)

@@ -113,7 +113,7 @@ class Recipe:
         """Run the recipe with command-line `argv`; returns its metrics.
 
         SIGINT / SIGTERM stop the run at the next step boundary with a commit
-        (`keras_har.training.interrupts`): `interrupts.RunInterrupted` is raised,
+        (`keras_har.utils.interrupts`): `interrupts.RunInterrupted` is raised,
         carrying the command that resumes it (`experiment.exit_status` prints it)."""
         experiment.setup_logging()
         parser = self.build_parser(prog or self.command)
