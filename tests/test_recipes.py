@@ -210,8 +210,8 @@ from keras_har import data
 
 if __name__ == "__main__":
     ds = data.HMDB51(sys.argv[1], sys.argv[2], split=1, subset="train")
-    with data.make_loader(ds, training=True, batch_size=4, num_frames=4, image_size=32, workers=2,
-                          epochs=1) as loader:
+    with data.make_loader(ds, training=True, batch_size=4, num_frames=4, image_size=32, mean=(0.5,) * 3,
+                          std=(0.5,) * 3, workers=2, epochs=1) as loader:
         print("batches", sum(1 for _ in loader))
     import multiprocessing  # another process the script spawns still runs it, as Python does
     p = multiprocessing.get_context("spawn").Process(target=print)
