@@ -33,11 +33,6 @@ from keras_har.errors import debug as _debug
 from keras_har.errors import one_line as _one_line
 from keras_har.utils.terminal import quiet_native_stderr
 
-_count = flags.count
-
-
-_quiet_native_stderr = quiet_native_stderr
-
 
 def _load_backend():
     """Keras, its backend and keras-hub, quietly."""
@@ -65,7 +60,7 @@ def _load(source, **kwargs):
     from keras_har.models.auto import load_classifier
 
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             return load_classifier(source, **kwargs)
     except (CLIError, KeyboardInterrupt):
         raise
@@ -308,7 +303,7 @@ def _predict_model(args):
         from keras_har import runtimes
 
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 model = runtimes.load_exported(args.exported, runtime=args.runtime, precision=args.precision)
         except runtimes.ExportedModelError as e:
             raise CLIError(_one_line(e)) from None
@@ -385,7 +380,7 @@ def cmd_export(args):
     if output.is_dir():
         shutil.rmtree(output)
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             settings = export.export_classifier(model, output, args.format, num_frames=num_frames,
                                                 sampling_rate=sampling_rate, image_size=image_size)
     except export.ExportError as e:
@@ -412,7 +407,7 @@ def cmd_convert(args):
     model = _load(src, **kwargs)
     from keras_har.training.checkpoints import save_preset
 
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         save_preset(model, dest)  # DEST is replaced whole, or left as it was
     print(f"wrote {type(model).__name__} ({model.num_classes} classes, "
           f"{model.count_params():,} parameters) to {dest}")
@@ -443,14 +438,14 @@ def _add_model_args(p, views=True):
         return
     g.add_argument("--views", choices=view_protocols.COMMAND_LINE_VIEWS, default="single",
                    help=view_protocols.HELP + " (default: single)")
-    g.add_argument("--num-clips", type=_count(1), metavar="N",
+    g.add_argument("--num-clips", type=flags.count(1), metavar="N",
                    help="temporal clips for --views official (default: 5)")
 
 
 def _add_dataset_args(p):
     flags.add_dataset_args(p, training=False)
     g = flags.add_loader_args(p, training=False)
-    g.add_argument("--batch-size", type=_count(1), metavar="N", default=4,
+    g.add_argument("--batch-size", type=flags.count(1), metavar="N", default=4,
                    help="videos per model call (x views; default 4)")
 
 
@@ -553,7 +548,7 @@ def build_parser():
     p.add_argument("--precision", choices=("float32", "bfloat16", "float16"),
                    help="with --exported: the inference precision, for OpenVINO (bfloat16 is fast on CPUs "
                         "with AVX512-BF16 or AMX; default float32, the exported model's)")
-    p.add_argument("--top-k", type=_count(1), metavar="N", default=5, help="labels per video (default 5)")
+    p.add_argument("--top-k", type=flags.count(1), metavar="N", default=5, help="labels per video (default 5)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list: {video, views, num_views, top: [{label, probability}]} "
                         "per video ({video, error} for an unreadable one)")
@@ -608,11 +603,11 @@ def build_parser():
     )
     p.add_argument("src", metavar="SRC", help="the checkpoint to convert")
     p.add_argument("dest", metavar="DEST", help="the preset directory to write")
-    p.add_argument("--num-classes", type=_count(1), metavar="N",
+    p.add_argument("--num-classes", type=flags.count(1), metavar="N",
                    help="replace the head with a new one of this size")
-    p.add_argument("--num-heads", type=_count(1), metavar="N",
+    p.add_argument("--num-heads", type=flags.count(1), metavar="N",
                    help="timm state-dict file: attention heads, when the file cannot tell")
-    p.add_argument("--image-size", type=_count(1), metavar="N",
+    p.add_argument("--image-size", type=flags.count(1), metavar="N",
                    help="timm: input size (the position embedding is resampled)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing preset at DEST")
     p.set_defaults(func=cmd_convert)
@@ -635,11 +630,11 @@ def build_parser():
     )
     p.add_argument("src", metavar="SRC", help="the dataset tree to read")
     p.add_argument("dest", metavar="DST", help="where to write the same tree")
-    p.add_argument("--short-side", type=_count(2), metavar="PX", default=320,
+    p.add_argument("--short-side", type=flags.count(2), metavar="PX", default=320,
                    help="short side of the outputs; smaller videos are not enlarged (default 320)")
-    p.add_argument("--keyframe-interval", type=_count(1), metavar="N", default=16,
+    p.add_argument("--keyframe-interval", type=flags.count(1), metavar="N", default=16,
                    help="a keyframe at least every N frames (default 16)")
-    p.add_argument("--workers", type=_count(1), metavar="N",
+    p.add_argument("--workers", type=flags.count(1), metavar="N",
                    help="parallel processes (default: one per CPU)")
     p.add_argument("--failures", metavar="FILE",
                    help="where to list the videos that fail (default DST/prepare_failures.txt)")
